@@ -1,0 +1,1 @@
+"""ptlint's rules: one module per rule, discovered by ptlint.registry."""

@@ -1,0 +1,72 @@
+"""The programmatic API that the CLI, the verifier and the tests call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ptlint.engine import Analysis, analyze, parse
+from ptlint.fixer import allowed, edits_for, fix_to_fixed_point
+from ptlint.registry import all_rules
+from ptlint.rule import Finding, Rule
+
+
+@dataclass
+class TextResult:
+    """Findings left in a text after an optional fix, and the fixed text."""
+
+    findings: list[Finding]
+    text: str
+    fixed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.fixed > 0
+
+
+def parses(text: str) -> bool:
+    try:
+        parse(text)
+    except Exception:
+        return False
+    try:
+        compile(text, "<fixed>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return False
+    except (ValueError, RecursionError, MemoryError):
+        return True
+    return True
+
+
+def lint_text(
+    text: str,
+    path: str = "<string>",
+    rules: Sequence[type[Rule]] | None = None,
+    fix: bool = False,
+    unsafe: bool = False,
+    options: dict[str, dict[str, Any]] | None = None,
+    settings: Any = None,
+    with_edits: bool = False,
+) -> TextResult:
+    """Lint `text`; with `fix`, apply fixes to a fixed point and report what remains."""
+    chosen = list(rules) if rules is not None else list(all_rules())
+
+    def run(t: str) -> Analysis:
+        return analyze(t, path, chosen, options, settings)
+
+    if fix:
+        outcome, result = fix_to_fixed_point(text, run, unsafe, parses)
+        final, fixed, errors = outcome.text, outcome.applied, outcome.errors
+    else:
+        result, final, fixed, errors = run(text), text, 0, []
+    errors = errors + result.errors
+    if with_edits and result.module is not None:
+        for raw, finding in zip(result.raws, [f for f in result.findings if f.code != "PTL000"]):
+            if raw.fix is not None:
+                finding.edits = edits_for(result.module, raw.fix, final)
+    return TextResult(sorted(result.findings, key=Finding.sort_key), final, fixed, errors)
+
+
+def fixable(finding: Finding, unsafe: bool) -> bool:
+    return allowed(finding.fix, unsafe)

@@ -1,0 +1,158 @@
+"""The per-file pipeline: parse once, walk once dispatching to every enabled rule, resolve findings."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from ptlint.context import Context
+from ptlint.facts.walk import children
+from ptlint.noqa import Suppressions, parse_suppressions
+from ptlint.rule import Finding, Position, RawFinding, Rule
+
+SYNTAX_CODE, SYNTAX_NAME = "PTL000", "syntax-error"
+
+
+@dataclass
+class Analysis:
+    """What the rules found in one parsed text."""
+
+    module: cst.Module | None
+    raws: list[RawFinding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    positions: Any = None
+    errors: list[str] = field(default_factory=list)
+    suppressions: Suppressions = field(default_factory=Suppressions)
+
+
+def parse(text: str) -> cst.Module:
+    return cst.parse_module(text)
+
+
+def syntax_finding(path: str, exc: Exception) -> Finding:
+    """PTL000 at the error's position."""
+    if isinstance(exc, cst.ParserSyntaxError):
+        line, col = exc.raw_line, exc.raw_column + 1
+        msg = f"SyntaxError: {exc.message}"
+    elif isinstance(exc, RecursionError):
+        line, col, msg = 1, 1, "the file is nested too deeply to parse"
+    else:
+        line, col, msg = 1, 1, str(exc) or type(exc).__name__
+    pos = Position(max(line, 1), max(col, 1))
+    return Finding(SYNTAX_CODE, SYNTAX_NAME, msg, path, pos, pos, None, (pos.line, pos.line))
+
+
+def active_rules(rules: Iterable[type[Rule]], text: str) -> list[type[Rule]]:
+    """The rules whose trigger tokens occur in `text` (a cheap text prefilter)."""
+    return [r for r in rules if not r.triggers or any(t in text for t in r.triggers)]
+
+
+def walk_rules(ctx: Context, instances: list[Rule], errors: list[str]) -> None:
+    """One traversal of the tree that calls each rule's visit_/leave_ methods."""
+    visits: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = {}
+    leaves: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = {}
+    for rule in instances:
+        for attr in rule.visitor_names():
+            kind, _, type_name = attr.partition("_")
+            table = visits if kind == "visit" else leaves
+            table.setdefault(type_name, []).append((rule, getattr(rule, attr)))
+    broken: set[int] = set()
+    stack = ctx.stack
+    imports = ctx.imports
+
+    def call(handlers: list[tuple[Rule, Callable[[Any], Any]]], node: cst.CSTNode) -> None:
+        for rule, handler in handlers:
+            if id(rule) in broken:
+                continue
+            try:
+                handler(node)
+            except RecursionError:
+                raise
+            except Exception:  # a broken rule must not stop the others
+                broken.add(id(rule))
+                errors.append(f"internal error in rule {rule.code}: {traceback.format_exc(limit=-3).strip()}")
+
+    def walk(node: cst.CSTNode) -> None:
+        stack.append(node)
+        name = type(node).__name__
+        if name in ("Import", "ImportFrom") and len(stack) > 2:
+            imports.add(node)  # type: ignore[arg-type]
+        handlers = visits.get(name)
+        if handlers:
+            call(handlers, node)
+        for child in children(node):
+            walk(child)
+        handlers = leaves.get(name)
+        if handlers:
+            call(handlers, node)
+        stack.pop()
+
+    walk(ctx.module)
+
+
+def analyze(
+    text: str,
+    path: str,
+    rules: list[type[Rule]],
+    options: dict[str, dict[str, Any]] | None = None,
+    settings: Any = None,
+) -> Analysis:
+    """Parse `text`, run the enabled rules, and resolve their findings (noqa applied)."""
+    try:
+        module = parse(text)
+    except (cst.ParserSyntaxError, RecursionError, ValueError) as exc:
+        result = Analysis(None)
+        result.findings.append(syntax_finding(path, exc))
+        return result
+    result = Analysis(module)
+    result.suppressions = parse_suppressions(text)
+    todo = active_rules(rules, text)
+    if not todo:
+        return result
+    ctx = Context(module, path, text, settings)
+    instances = [r(ctx, (options or {}).get(r.code)) for r in todo]
+    try:
+        walk_rules(ctx, instances, result.errors)
+    except RecursionError:
+        result.findings.append(syntax_finding(path, RecursionError()))
+        return result
+    for rule in instances:
+        result.raws.extend(rule.reports)
+    if result.raws:
+        result.positions = positions_of(module)
+        keep = []
+        for raw in result.raws:
+            finding = resolve(raw, path, result.positions)
+            if not result.suppressions.suppresses(finding.code, *finding.stmt_lines):
+                keep.append(raw)
+                result.findings.append(finding)
+        result.raws = keep
+    return result
+
+
+def positions_of(module: cst.Module) -> Any:
+    """Line/column ranges of every node (computed only for files with findings)."""
+    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+
+
+def resolve(raw: RawFinding, path: str, positions: Any) -> Finding:
+    rng: CodeRange = positions[raw.node]
+    first, last = rng.start.line, rng.end.line
+    if isinstance(raw.stmt, cst.SimpleStatementLine):
+        srng = positions[raw.stmt]
+        first, last = min(first, srng.start.line), max(last, srng.end.line)
+        # The statement's range includes its trailing newline only through its last line.
+    return Finding(
+        code=raw.rule.code,
+        name=raw.rule.name,
+        message=raw.message,
+        path=path,
+        start=Position(rng.start.line, rng.start.column + 1),
+        end=Position(rng.end.line, rng.end.column + 1),
+        fix=raw.fix,
+        stmt_lines=(first, last),
+    )

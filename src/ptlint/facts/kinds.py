@@ -1,0 +1,142 @@
+"""Light type evidence: is an expression an nn.Module, a tensor, an optimizer...?"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from ptlint.facts.imports import dotted_name
+
+if TYPE_CHECKING:
+    from ptlint.context import Context
+
+MODEL_NAME_RE = re.compile(
+    r"^(model|net|network|module|teacher|student|classifier|backbone|encoder|decoder|generator|"
+    r"discriminator|critic|actor|policy|ema_model|model_ema|netG|netD|G|D|"
+    r"[a-z0-9_]*_(model|net|network|classifier|encoder|decoder)|(model|net)_[a-z0-9_]+|(model|net)\d+)$"
+)
+# Methods that only nn.Module instances (among the usual training objects) have.
+MODULE_ONLY_METHODS = {
+    "parameters", "named_parameters", "modules", "named_modules", "children", "named_children",
+    "buffers", "named_buffers", "eval", "register_forward_hook", "register_buffer", "requires_grad_",
+}
+# Calls on a module that return the module itself.
+SELF_RETURNING = {"to", "cuda", "cpu", "eval", "train", "half", "float", "double", "bfloat16", "requires_grad_", "to_empty"}
+NON_MODULE_NN = {"Parameter", "parameter", "functional", "init", "utils", "grad", "Buffer"}
+SCRIPT_FACTORIES = {"torch.jit.script", "torch.jit.trace", "torch.jit.load", "torch.export.export"}
+
+
+def is_module_constructor(ctx: "Context", call: cst.CSTNode) -> bool:
+    """Whether `call` builds an nn.Module: torch.nn layers, in-file subclasses, model zoos."""
+    if not isinstance(call, cst.Call):
+        return False
+    q = ctx.qualname(call.func) or ""
+    if q.startswith("torch.nn."):
+        parts = q.split(".")
+        if any(p in NON_MODULE_NN for p in parts[2:]):
+            return False
+        return parts[-1][:1].isupper()
+    if q.startswith("torchvision.models.") or q.startswith("torchvision.models"):
+        last = q.split(".")[-1]
+        return last[:1].islower() and last not in ("get_weight", "list_models", "get_model_weights")
+    if q in ("timm.create_model", "timm.models.create_model", "torch.compile", "copy.deepcopy"):
+        if q in ("torch.compile", "copy.deepcopy"):
+            return bool(call.args) and is_module_expr(ctx, call.args[0].value)
+        return True
+    if q.startswith("transformers.") and q.endswith(".from_pretrained"):
+        return "Model" in q or "For" in q
+    name = dotted_name(call.func)
+    if name is not None and "." not in name:
+        info = ctx.classes.get(name)
+        if info is not None and info.is_module:
+            return True
+    # model.to(device), Net().cuda(), model.eval()
+    if isinstance(call.func, cst.Attribute) and call.func.attr.value in SELF_RETURNING:
+        return is_module_expr(ctx, call.func.value)
+    return False
+
+
+def is_script_module(ctx: "Context", expr: cst.CSTNode) -> bool:
+    """Whether `expr` was produced by torch.jit/torch.export (not pickled by torch.save)."""
+    if isinstance(expr, cst.Call):
+        return (ctx.qualname(expr.func) or "") in SCRIPT_FACTORIES
+    if isinstance(expr, cst.Name):
+        b = ctx.reaching(expr)
+        return b is not None and b.value is not None and is_script_module(ctx, b.value)
+    return False
+
+
+def is_module_expr(ctx: "Context", expr: cst.CSTNode, _depth: int = 0) -> bool:
+    """Whether `expr` is (by evidence or by a conventional name) an nn.Module instance."""
+    if _depth > 4:
+        return False
+    if isinstance(expr, cst.Call):
+        return is_module_constructor(ctx, expr)
+    if isinstance(expr, cst.Attribute):
+        attr = expr.attr.value
+        if attr == "module":
+            return is_module_expr(ctx, expr.value, _depth + 1)
+        if isinstance(expr.value, cst.Name) and expr.value.value == "self":
+            return _self_attr_is_module(ctx, attr)
+        return False
+    if isinstance(expr, cst.Name):
+        return _name_is_module(ctx, expr, _depth)
+    return False
+
+
+def _name_is_module(ctx: "Context", expr: cst.Name, depth: int) -> bool:
+    facts = ctx.scope_facts()
+    b = ctx.reaching(expr)
+    if b is not None and b.value is not None and b.kind == "assign":
+        value = b.value
+        if is_module_constructor(ctx, value):
+            return not is_script_module(ctx, value)
+        if isinstance(value, (cst.Name, cst.Attribute)):
+            return is_module_expr(ctx, value, depth + 1)
+        if _is_literal(value):
+            return False
+        if isinstance(value, cst.Call):
+            # Unknown factory: trust a conventional name only with module-only usage.
+            return MODEL_NAME_RE.match(expr.value) is not None and _used_as_module(facts, expr.value)
+        return False
+    if b is not None and b.kind in ("for", "comp", "import", "def", "with"):
+        return False
+    if b is None and facts.scope is not ctx.module:
+        # A module-level global read inside a function.
+        mod = ctx.module_facts()
+        binds = [x for x in mod.bindings_of(expr.value) if x.kind == "assign"]
+        if binds:
+            v = binds[-1].value
+            return v is not None and is_module_constructor(ctx, v) and not is_script_module(ctx, v)
+    return MODEL_NAME_RE.match(expr.value) is not None or _used_as_module(facts, expr.value)
+
+
+def _used_as_module(facts, name: str) -> bool:
+    for use in facts.uses.get(name, ()):
+        parent = facts.parent_attr(use.node)
+        if parent in MODULE_ONLY_METHODS:
+            return True
+    return False
+
+
+def _self_attr_is_module(ctx: "Context", attr: str) -> bool:
+    cls = ctx.class_info()
+    if cls is not None:
+        init = cls.methods.get("__init__")
+        if init is not None:
+            for value in ctx.self_assignments(init, attr):
+                if is_module_constructor(ctx, value):
+                    return True
+                if _is_literal(value):
+                    return False
+    return MODEL_NAME_RE.match(attr) is not None
+
+
+def _is_literal(value: cst.CSTNode) -> bool:
+    return isinstance(
+        value,
+        (cst.BaseString, cst.Integer, cst.Float, cst.Imaginary, cst.List, cst.Dict, cst.Tuple, cst.Set,
+         cst.ListComp, cst.DictComp, cst.SetComp),
+    ) or (isinstance(value, cst.Name) and value.value in ("None", "True", "False"))

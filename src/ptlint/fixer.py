@@ -1,0 +1,164 @@
+"""Applying fixes: libcst edits, conflict-free per round, repeated to a fixed point."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import libcst as cst
+
+from ptlint.engine import Analysis
+from ptlint.rule import Fix, FixSafety, InsertAfter, InsertBefore, Replace
+
+MAX_ROUNDS = 10
+
+
+class _Applier(cst.CSTTransformer):
+    """Applies Replace/Insert edits, matching the original nodes by identity."""
+
+    def __init__(self, fixes: list[Fix]) -> None:
+        super().__init__()
+        self.replace: dict[int, cst.CSTNode] = {}
+        self.before: dict[int, list[cst.BaseStatement]] = {}
+        self.after: dict[int, list[cst.BaseStatement]] = {}
+        for fix in fixes:
+            for edit in fix.edits:
+                if isinstance(edit, Replace):
+                    self.replace[id(edit.old)] = edit.new
+                else:
+                    table = self.before if isinstance(edit, InsertBefore) else self.after
+                    _extend_unique(table.setdefault(id(edit.anchor), []), edit.statements)
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> Any:
+        key = id(original)
+        node: Any = self.replace.get(key, updated)
+        if key in self.before or key in self.after:
+            return cst.FlattenSentinel([*self.before.get(key, ()), node, *self.after.get(key, ())])
+        return node
+
+
+def _extend_unique(target: list[cst.BaseStatement], statements: tuple[cst.BaseStatement, ...]) -> None:
+    """Add statements, skipping ones already inserted at the same place by another fix."""
+    seen = {_EMPTY.code_for_node(s) for s in target}
+    for stmt in statements:
+        code = _EMPTY.code_for_node(stmt)
+        if code not in seen:
+            seen.add(code)
+            target.append(stmt)
+
+
+_EMPTY = cst.Module(body=[])
+
+
+def apply_fixes(module: cst.Module, fixes: list[Fix]) -> str:
+    """The code of `module` with `fixes` applied (the caller makes sure they do not overlap)."""
+    return module.visit(_Applier(fixes)).code
+
+
+def _span(fix: Fix, positions: Any) -> list[tuple[tuple[int, int], tuple[int, int], bool]]:
+    """(start, end, is_replace) per edit, from the position map."""
+    out = []
+    for edit in fix.edits:
+        node = edit.old if isinstance(edit, Replace) else edit.anchor
+        rng = positions[node]
+        out.append(((rng.start.line, rng.start.column), (rng.end.line, rng.end.column), isinstance(edit, Replace)))
+    return out
+
+
+def _conflicts(a: list, b: list) -> bool:
+    for sa, ea, ra in a:
+        for sb, eb, rb in b:
+            overlap = sa < eb and sb < ea
+            same = (sa, ea) == (sb, eb)
+            if (overlap or same) and (ra or rb):
+                return True
+    return False
+
+
+def choose(fixes: list[Fix], positions: Any) -> list[Fix]:
+    """A subset of fixes whose edits do not overlap; the rest wait for the next round."""
+    chosen: list[Fix] = []
+    spans: list[list] = []
+    for fix in fixes:
+        span = _span(fix, positions)
+        if any(_conflicts(span, other) for other in spans):
+            continue
+        chosen.append(fix)
+        spans.append(span)
+    return chosen
+
+
+def allowed(fix: Fix | None, unsafe: bool) -> bool:
+    if fix is None or fix.safety is FixSafety.NONE:
+        return False
+    return fix.safety is FixSafety.SAFE or unsafe
+
+
+@dataclass
+class FixOutcome:
+    text: str
+    applied: int = 0
+    rounds: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def fix_to_fixed_point(
+    text: str,
+    analyze: Callable[[str], Analysis],
+    unsafe: bool,
+    parses: Callable[[str], bool],
+) -> tuple[FixOutcome, Analysis]:
+    """Apply allowed fixes round after round until nothing changes (at most MAX_ROUNDS)."""
+    outcome = FixOutcome(text)
+    result = analyze(text)
+    for _ in range(MAX_ROUNDS):
+        if result.module is None:
+            break
+        fixes = [r.fix for r in result.raws if allowed(r.fix, unsafe)]
+        if not fixes:
+            break
+        chosen = choose(fixes, result.positions)  # type: ignore[arg-type]
+        new_text = apply_fixes(result.module, chosen)
+        if not parses(new_text):
+            # Fall back to one fix at a time and drop the ones that break the file.
+            good = []
+            for fix in chosen:
+                candidate = apply_fixes(result.module, good + [fix])
+                if parses(candidate):
+                    good.append(fix)
+                else:
+                    outcome.errors.append(f"dropped a fix that did not re-parse: {fix.title}")
+            if not good:
+                break
+            chosen, new_text = good, apply_fixes(result.module, good)
+        if new_text == outcome.text:
+            break
+        outcome.text = new_text
+        outcome.applied += len(chosen)
+        outcome.rounds += 1
+        result = analyze(new_text)
+    else:
+        outcome.errors.append(f"fixes did not converge after {MAX_ROUNDS} rounds")
+    return outcome, result
+
+
+def edits_for(module: cst.Module, fix: Fix, original: str) -> list[dict[str, Any]]:
+    """ruff-style edits (1-based, end exclusive) by diffing the text before and after one fix."""
+    fixed = apply_fixes(module, [fix])
+    a = original.splitlines(keepends=True)
+    b = fixed.splitlines(keepends=True)
+    edits = []
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        edits.append(
+            {
+                "content": "".join(b[j1:j2]),
+                "location": {"row": i1 + 1, "column": 1},
+                "end_location": {"row": i2 + 1, "column": 1},
+            }
+        )
+    return edits
+

@@ -1,0 +1,54 @@
+"""`# noqa` and `# ptlint: noqa` suppression comments."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# `# noqa`, `# noqa: PTL001, PTL003`, `#noqa:PTL001`
+_LINE_RE = re.compile(r"#\s*noqa(?::[\s]*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+# `# ptlint: noqa` or `# ptlint: noqa: PTL001` on a line of its own.
+_FILE_RE = re.compile(
+    r"^\s*#\s*ptlint\s*:\s*noqa(?::[\s]*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?\s*$", re.IGNORECASE
+)
+_CODE_RE = re.compile(r"[A-Z]+[0-9]+", re.IGNORECASE)
+_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
+
+ALL = "ALL"
+
+
+@dataclass
+class Suppressions:
+    """Codes suppressed per line (ALL for a bare noqa) and for the whole file."""
+
+    lines: dict[int, set[str]] = field(default_factory=dict)
+    file: set[str] = field(default_factory=set)
+
+    def suppresses(self, code: str, first: int, last: int) -> bool:
+        if ALL in self.file or code in self.file:
+            return True
+        for line in {first, last}:
+            codes = self.lines.get(line)
+            if codes is not None and (ALL in codes or code in codes):
+                return True
+        return False
+
+
+def parse_suppressions(source: str) -> Suppressions:
+    """Collect noqa comments; the fast path skips files without them."""
+    sup = Suppressions()
+    if "noqa" not in source and "NOQA" not in source.upper():
+        return sup
+    for number, line in enumerate(_NEWLINE_RE.split(source), start=1):
+        if "noqa" not in line.lower():
+            continue
+        file_match = _FILE_RE.match(line)
+        if file_match:
+            codes = file_match.group("codes")
+            sup.file |= {c.upper() for c in _CODE_RE.findall(codes)} if codes else {ALL}
+            continue
+        match = _LINE_RE.search(line)
+        if match:
+            codes = match.group("codes")
+            sup.lines[number] = {c.upper() for c in _CODE_RE.findall(codes)} if codes else {ALL}
+    return sup

@@ -1,0 +1,162 @@
+"""The Rule base class and the shared types: findings, fixes and edits."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
+
+import libcst as cst
+
+if TYPE_CHECKING:
+    from ptlint.context import Context
+
+DOC_SECTIONS = ("What it does", "Why is this bad?", "Example", "Use instead", "Fix safety", "References")
+
+
+class FixSafety(str, enum.Enum):
+    """How a fix may be applied: `safe` with --fix, `unsafe` only with --unsafe-fixes."""
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Replace `old` (a node of the parsed tree) with `new`."""
+
+    old: cst.CSTNode
+    new: cst.CSTNode
+
+
+@dataclass(frozen=True)
+class InsertBefore:
+    """Insert statements before `anchor`, a statement in a block's body."""
+
+    anchor: cst.BaseStatement
+    statements: tuple[cst.BaseStatement, ...]
+
+
+@dataclass(frozen=True)
+class InsertAfter:
+    """Insert statements after `anchor`, a statement in a block's body."""
+
+    anchor: cst.BaseStatement
+    statements: tuple[cst.BaseStatement, ...]
+
+
+Edit = Union[Replace, InsertBefore, InsertAfter]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A titled group of edits that is applied together or not at all."""
+
+    title: str
+    safety: FixSafety
+    edits: tuple[Edit, ...]
+
+
+@dataclass(frozen=True)
+class Position:
+    """1-based line and column."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class Finding:
+    """One reported problem in one file."""
+
+    code: str
+    name: str
+    message: str
+    path: str
+    start: Position
+    end: Position
+    fix: Fix | None = None
+    stmt_lines: tuple[int, int] = (0, 0)
+    edits: list[dict[str, Any]] | None = None
+    cell: int | None = None
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.start.line, self.start.column, self.code)
+
+
+@dataclass
+class RawFinding:
+    """A finding as a rule reports it, before positions are resolved."""
+
+    rule: "Rule"
+    node: cst.CSTNode
+    message: str
+    fix: Fix | None
+    stmt: cst.CSTNode | None = field(default=None)
+
+
+class Rule:
+    """Base class of every rule.
+
+    A subclass sets `code`, `name`, `message`, `fix_safety` and `triggers`, writes its
+    docs in the docstring with the sections of DOC_SECTIONS, and defines visitor methods
+    named `visit_<NodeType>` / `leave_<NodeType>` for the libcst node types it needs.
+    An instance lives for one file; `self.ctx` holds the shared facts of that file.
+    """
+
+    code: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    message: ClassVar[str] = ""
+    fix_safety: ClassVar[FixSafety] = FixSafety.NONE
+    # Substrings of which at least one must occur in the source for the rule to run.
+    triggers: ClassVar[tuple[str, ...]] = ("torch",)
+    # Per-rule options with their defaults; `[tool.ptlint.rules.<code>]` overrides them.
+    options: ClassVar[dict[str, Any]] = {}
+    # The verifier's contract for the rule's fix: E0, E1, E2 or E3 (see the catalog).
+    contract: ClassVar[str] = ""
+
+    def __init__(self, ctx: "Context", options: dict[str, Any] | None = None) -> None:
+        self.ctx = ctx
+        self.opts: dict[str, Any] = {**self.options, **(options or {})}
+        self.reports: list[RawFinding] = []
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str | None = None,
+        fix: Fix | None = None,
+    ) -> None:
+        """Report a finding at `node`, optionally with a fix."""
+        self.reports.append(RawFinding(self, node, message or self.message, fix, self.ctx.statement()))
+
+    # --- class-level helpers used by the engine and the docs generator ---
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.docs().get("What it does", "").split("\n\n")[0].replace("\n", " ").strip()
+
+    @classmethod
+    def docs(cls) -> dict[str, str]:
+        """The docstring split into its sections."""
+        return split_sections(cls.__doc__ or "")
+
+    @classmethod
+    def visitor_names(cls) -> Sequence[str]:
+        return [n for n in dir(cls) if n.startswith(("visit_", "leave_"))]
+
+
+_SECTION_RE = re.compile(r"^## (.+)$", re.MULTILINE)
+
+
+def split_sections(doc: str) -> dict[str, str]:
+    """Split a docstring with `## Title` headings into a title -> text map."""
+    import textwrap
+
+    text = textwrap.dedent(doc.split("\n", 1)[1] if "\n" in doc else "")
+    parts = _SECTION_RE.split(text)
+    sections: dict[str, str] = {}
+    for title, body in zip(parts[1::2], parts[2::2]):
+        sections[title.strip()] = body.strip("\n").rstrip()
+    return sections
