@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ptlint.engine import Analysis, analyze, parse
-from ptlint.fixer import allowed, edits_for, fix_to_fixed_point
+from ptlint.fixer import edits_for, fix_to_fixed_point
 from ptlint.registry import all_rules
 from ptlint.rule import Finding, Rule
 
@@ -66,7 +66,3 @@ def lint_text(
             if raw.fix is not None:
                 finding.edits = edits_for(result.module, raw.fix, final)
     return TextResult(sorted(result.findings, key=Finding.sort_key), final, fixed, errors)
-
-
-def fixable(finding: Finding, unsafe: bool) -> bool:
-    return allowed(finding.fix, unsafe)

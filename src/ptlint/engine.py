@@ -33,9 +33,12 @@ def parse(text: str) -> cst.Module:
     return cst.parse_module(text)
 
 
-def syntax_finding(path: str, exc: Exception) -> Finding:
-    """PTL000 at the error's position."""
-    if isinstance(exc, cst.ParserSyntaxError):
+def syntax_finding(path: str, exc: Exception, text: str = "") -> Finding:
+    """PTL000 at the error's position, worded like Python's own SyntaxError where it agrees."""
+    py_error = _python_syntax_error(text) if text else None
+    if py_error is not None:
+        line, col, msg = py_error
+    elif isinstance(exc, cst.ParserSyntaxError):
         line, col = exc.raw_line, exc.raw_column + 1
         msg = f"SyntaxError: {exc.message}"
     elif isinstance(exc, RecursionError):
@@ -44,6 +47,16 @@ def syntax_finding(path: str, exc: Exception) -> Finding:
         line, col, msg = 1, 1, str(exc) or type(exc).__name__
     pos = Position(max(line, 1), max(col, 1))
     return Finding(SYNTAX_CODE, SYNTAX_NAME, msg, path, pos, pos, None, (pos.line, pos.line))
+
+
+def _python_syntax_error(text: str) -> tuple[int, int, str] | None:
+    try:
+        compile(text, "<ptlint>", "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST
+    except SyntaxError as exc:
+        return exc.lineno or 1, exc.offset or 1, f"SyntaxError: {exc.msg}"
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    return None
 
 
 def active_rules(rules: Iterable[type[Rule]], text: str) -> list[type[Rule]]:
@@ -106,7 +119,7 @@ def analyze(
         module = parse(text)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as exc:
         result = Analysis(None)
-        result.findings.append(syntax_finding(path, exc))
+        result.findings.append(syntax_finding(path, exc, text if not isinstance(exc, RecursionError) else ""))
         return result
     result = Analysis(module)
     result.suppressions = parse_suppressions(text)

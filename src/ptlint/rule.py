@@ -81,6 +81,7 @@ class Finding:
     stmt_lines: tuple[int, int] = (0, 0)
     edits: list[dict[str, Any]] | None = None
     cell: int | None = None
+    lines: list[tuple[int, str]] | None = None
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.start.line, self.start.column, self.code)

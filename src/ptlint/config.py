@@ -1,0 +1,230 @@
+"""`[tool.ptlint]` / `ptlint.toml` discovery, validation and rule selection."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from ptlint.registry import all_rules, by_code_or_name
+from ptlint.rule import Rule
+
+DEFAULT_EXCLUDE = (
+    ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache",
+    ".ruff_cache", ".ptlint_cache", "__pycache__", "build", "dist", "node_modules", "site-packages",
+    ".eggs", "*.egg-info",
+)
+KNOWN_KEYS = {
+    "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude",
+    "unsafe-fixes", "target-torch-version", "rules",
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem that the user must fix (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for the files under one configuration root."""
+
+    root: Path
+    source: Path | None = None
+    select: tuple[str, ...] = ("ALL",)
+    ignore: tuple[str, ...] = ()
+    extend_select: tuple[str, ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    extend_exclude: tuple[str, ...] = ()
+    unsafe_fixes: bool = False
+    target_torch_version: str = "2.6"
+    rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def enabled_rules(self, path: Path | None = None) -> list[type[Rule]]:
+        """The rules that apply to `path` after select/ignore and per-file-ignores."""
+        chosen = {r.code for r in expand(self.select)} | {r.code for r in expand(self.extend_select)}
+        chosen -= {r.code for r in expand(self.ignore)}
+        if path is not None:
+            for pattern, codes in self.per_file_ignores:
+                if _matches(path, pattern, self.root):
+                    chosen -= {r.code for r in expand(codes)}
+        chosen.add("PTL000")
+        return [r for r in all_rules() if r.code in chosen]
+
+    def is_excluded(self, path: Path) -> bool:
+        return any(_matches(path, p, self.root) for p in (*self.exclude, *self.extend_exclude))
+
+
+def expand(selectors: Iterable[str]) -> list[type[Rule]]:
+    """Rules named by codes, kebab-case names, code prefixes such as `PTL0`, or ALL."""
+    out: list[type[Rule]] = []
+    for sel in selectors:
+        sel = sel.strip()
+        if not sel:
+            continue
+        if sel.upper() == "ALL":
+            out.extend(all_rules())
+            continue
+        rule = by_code_or_name(sel)
+        if rule is not None:
+            out.append(rule)
+            continue
+        matched = [r for r in all_rules() if r.code.startswith(sel.upper())] if sel.upper().startswith("PTL") else []
+        if not matched:
+            raise ConfigError(f"unknown rule selector {sel!r} (expected a code such as PTL001, a rule name, a prefix or ALL)")
+        out.extend(matched)
+    return out
+
+
+def _matches(path: Path, pattern: str, root: Path) -> bool:
+    """Glob match against the path relative to `root`, any of its parts, or its name."""
+    try:
+        rel = path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        rel = path.as_posix()
+    if fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(path.name, pattern):
+        return True
+    if "/" not in pattern.rstrip("/"):
+        return any(fnmatch.fnmatch(part, pattern.rstrip("/")) for part in Path(rel).parts)
+    return fnmatch.fnmatch(rel, pattern.rstrip("/") + "/*")
+
+
+def _string_list(key: str, value: Any, where: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: `{key}` must be a list of strings")
+    return tuple(value)
+
+
+def load_file(path: Path) -> Settings:
+    """Read and validate `[tool.ptlint]` of a pyproject.toml, or a ptlint.toml."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
+    table = data.get("tool", {}).get("ptlint", {}) if path.name == "pyproject.toml" else data.get("tool", {}).get("ptlint", data)
+    return from_table(table, path)
+
+
+def from_table(table: dict[str, Any], path: Path) -> Settings:
+    unknown = sorted(set(table) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown configuration key(s): {', '.join(unknown)}")
+    kw: dict[str, Any] = {}
+    for key in ("select", "ignore", "extend-select", "exclude", "extend-exclude"):
+        if key in table:
+            kw[key.replace("-", "_")] = _string_list(key, table[key], path)
+    for key in ("select", "ignore", "extend_select"):
+        if key in kw:
+            expand(kw[key])
+    if "per-file-ignores" in table:
+        pfi = table["per-file-ignores"]
+        if not isinstance(pfi, dict):
+            raise ConfigError(f"{path}: `per-file-ignores` must be a table of glob = [codes]")
+        items = []
+        for glob, codes in pfi.items():
+            codes = _string_list(f"per-file-ignores.{glob}", codes, path)
+            expand(codes)
+            items.append((glob, codes))
+        kw["per_file_ignores"] = tuple(items)
+    if "unsafe-fixes" in table:
+        if not isinstance(table["unsafe-fixes"], bool):
+            raise ConfigError(f"{path}: `unsafe-fixes` must be true or false")
+        kw["unsafe_fixes"] = table["unsafe-fixes"]
+    if "target-torch-version" in table:
+        version = table["target-torch-version"]
+        if not isinstance(version, str) or not all(p.isdigit() for p in version.split(".")):
+            raise ConfigError(f"{path}: `target-torch-version` must be a version string such as \"2.6\"")
+        kw["target_torch_version"] = version
+    kw["rule_options"] = _rule_options(table.get("rules", {}), path)
+    return Settings(root=path.parent, source=path, **kw)
+
+
+def _rule_options(table: Any, path: Path) -> dict[str, dict[str, Any]]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: `rules` must be a table of per-rule tables")
+    out: dict[str, dict[str, Any]] = {}
+    for key, opts in table.items():
+        rule = by_code_or_name(key)
+        if rule is None:
+            raise ConfigError(f"{path}: unknown rule {key!r} in [tool.ptlint.rules]")
+        if not isinstance(opts, dict):
+            raise ConfigError(f"{path}: [tool.ptlint.rules.{key}] must be a table")
+        for name, value in opts.items():
+            if name not in rule.options:
+                known = ", ".join(sorted(rule.options)) or "none"
+                raise ConfigError(f"{path}: rule {rule.code} has no option {name!r} (options: {known})")
+            default = rule.options[name]
+            if default is not None and not isinstance(value, type(default)):
+                raise ConfigError(f"{path}: option {name!r} of {rule.code} must be a {type(default).__name__}")
+        out[rule.code] = dict(opts)
+    return out
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ptlint.toml, or pyproject.toml with a [tool.ptlint] table, at or above `start`."""
+    directory = start if start.is_dir() else start.parent
+    directory = directory.resolve()
+    for folder in (directory, *directory.parents):
+        candidate = folder / "ptlint.toml"
+        if candidate.is_file():
+            return candidate
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and _has_ptlint_table(candidate):
+            return candidate
+    return None
+
+
+def _has_ptlint_table(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return "ptlint" in tomllib.load(handle).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Options given on the command line; they win over configuration files."""
+
+    select: tuple[str, ...] | None = None
+    ignore: tuple[str, ...] = ()
+    extend_select: tuple[str, ...] = ()
+    unsafe_fixes: bool | None = None
+
+    def apply(self, settings: Settings) -> Settings:
+        changes: dict[str, Any] = {}
+        if self.select is not None:
+            changes["select"] = self.select
+            changes["extend_select"] = ()
+        if self.ignore:
+            changes["ignore"] = settings.ignore + self.ignore
+        if self.extend_select:
+            changes["extend_select"] = changes.get("extend_select", settings.extend_select) + self.extend_select
+        if self.unsafe_fixes is not None:
+            changes["unsafe_fixes"] = self.unsafe_fixes
+        return replace(settings, **changes) if changes else settings
+
+
+class Resolver:
+    """Settings per directory: an explicit --config file, or the nearest configuration."""
+
+    def __init__(self, overrides: Overrides, config_file: Path | None = None) -> None:
+        self.overrides = overrides
+        self.fixed = overrides.apply(load_file(config_file)) if config_file is not None else None
+        self._cache: dict[Path, Settings] = {}
+
+    def for_path(self, path: Path) -> Settings:
+        if self.fixed is not None:
+            return self.fixed
+        folder = path if path.is_dir() else path.parent
+        folder = Path(os.path.abspath(folder))
+        settings = self._cache.get(folder)
+        if settings is None:
+            found = find_config(folder)
+            base = load_file(found) if found is not None else Settings(root=Path.cwd())
+            settings = self._cache[folder] = self.overrides.apply(base)
+        return settings

@@ -1,0 +1,205 @@
+"""Running checks over files: discovery, per-file jobs in a process pool, writing fixes."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ptlint.api import lint_text
+from ptlint.config import Resolver, Settings
+from ptlint.engine import SYNTAX_CODE, SYNTAX_NAME
+from ptlint.rule import Finding, Fix, Position
+from ptlint.source import DecodeError, atomic_write, decode
+
+_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What a run does with fixes and what its reporters need."""
+
+    fix: bool = False
+    diff: bool = False
+    with_edits: bool = False
+    with_lines: bool = False
+
+
+@dataclass
+class FileReport:
+    """The outcome of one file."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    fixed: int = 0
+    diff: str = ""
+    fixed_text: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    internal_errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Discovery:
+    files: list[Path]
+    missing: list[str]
+
+
+def display_path(path: Path | str) -> str:
+    text = str(path)
+    try:
+        rel = os.path.relpath(text)
+    except ValueError:
+        return text
+    return text if rel.startswith("..") else rel
+
+
+def discover(paths: Sequence[str], resolver: Resolver) -> Discovery:
+    """Python files under `paths`, sorted; excluded folders are skipped, explicit files kept."""
+    found: set[Path] = set()
+    missing: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            found.add(path)
+        elif path.is_dir():
+            found.update(_walk(path, resolver))
+        elif os.path.lexists(raw) and not path.exists():
+            missing.append(f"{raw}: broken symbolic link")
+        else:
+            missing.append(raw)
+    return Discovery(sorted(found, key=lambda p: display_path(p)), missing)
+
+
+def _walk(root: Path, resolver: Resolver) -> Iterator[Path]:
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        settings = resolver.for_path(here)
+        dirs[:] = sorted(d for d in dirs if not settings.is_excluded(here / d))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                full = here / name
+                if not settings.is_excluded(full) and not full.is_dir():
+                    yield full
+
+
+def _error_finding(path: str, message: str) -> Finding:
+    pos = Position(1, 1)
+    return Finding(SYNTAX_CODE, SYNTAX_NAME, message, path, pos, pos, None, (1, 1))
+
+
+def check_text(
+    text: str, path: str, settings: Settings, mode: Mode, rules_path: Path | None = None
+) -> FileReport:
+    """Lint (and maybe fix) one decoded text; nothing is written."""
+    report = FileReport(path)
+    if "\x00" in text:
+        report.findings.append(_error_finding(path, "the file contains null bytes"))
+        return report
+    rules = settings.enabled_rules(rules_path or Path(path))
+    result = lint_text(
+        text,
+        path,
+        rules,
+        fix=mode.fix or mode.diff,
+        unsafe=settings.unsafe_fixes,
+        options=settings.rule_options,
+        settings=settings,
+        with_edits=mode.with_edits,
+    )
+    for message in result.errors:
+        (report.internal_errors if message.startswith("internal error") else report.warnings).append(
+            f"{path}: {message}"
+        )
+    report.fixed = result.fixed
+    if result.text != text:
+        report.fixed_text = result.text
+        if mode.diff:
+            report.diff = unified_diff(text, result.text, path)
+    lines = _NEWLINE_RE.split(result.text) if mode.with_lines else []
+    for finding in result.findings:
+        report.findings.append(_portable(finding, lines, settings.unsafe_fixes))
+    return report
+
+
+def _portable(finding: Finding, lines: list[str], unsafe: bool) -> Finding:
+    """A copy without libcst nodes (so it pickles cheaply), with context lines when asked."""
+    fix = finding.fix
+    if fix is not None:
+        fix = Fix(fix.title, fix.safety, ())
+    out = replace(finding, fix=fix)
+    if lines:
+        first = max(1, finding.start.line - 1)
+        last = min(len(lines), finding.end.line + 1)
+        out.lines = [(n, lines[n - 1]) for n in range(first, last + 1)]
+    return out
+
+
+def unified_diff(before: str, after: str, path: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+        )
+    )
+
+
+def check_file(path: Path, settings: Settings, mode: Mode) -> FileReport:
+    """Read, lint and (with --fix) atomically rewrite one file. Never raises for bad input."""
+    shown = display_path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        return FileReport(shown, [_error_finding(shown, "is a directory, not a file")])
+    except FileNotFoundError:
+        return FileReport(shown, [_error_finding(shown, "cannot read file: it no longer exists")])
+    except OSError as exc:
+        return FileReport(shown, [_error_finding(shown, f"cannot read file: {exc.strerror or exc}")])
+    try:
+        source = decode(data)
+    except DecodeError as exc:
+        return FileReport(shown, [_error_finding(shown, f"cannot decode file: {exc}")])
+    report = check_text(source.text, shown, settings, mode, path)
+    if mode.fix and not mode.diff and report.fixed_text is not None:
+        _write_fix(path, data, source.encode(report.fixed_text), report)
+    report.fixed_text = None
+    return report
+
+
+def _write_fix(path: Path, original: bytes, new: bytes, report: FileReport) -> None:
+    try:
+        if path.read_bytes() != original:
+            report.warnings.append(f"{report.path}: changed on disk while being checked; not fixed")
+            report.fixed = 0
+            return
+        atomic_write(str(path), new)
+    except OSError as exc:
+        report.warnings.append(f"{report.path}: cannot write the fix: {exc.strerror or exc}")
+        report.fixed = 0
+
+
+def _job(args: tuple[list[tuple[Path, Settings]], Mode]) -> list[FileReport]:
+    chunk, mode = args
+    return [_safe_check(path, settings, mode) for path, settings in chunk]
+
+
+def _safe_check(path: Path, settings: Settings, mode: Mode) -> FileReport:
+    try:
+        return check_file(path, settings, mode)
+    except Exception as exc:  # last line of defence: one bad file never stops the run
+        return FileReport(display_path(path), internal_errors=[f"{display_path(path)}: internal error: {exc!r}"])
+
+
+def run_files(files: list[Path], resolver: Resolver, mode: Mode, jobs: int) -> list[FileReport]:
+    """Check `files`, in parallel when it pays off; reports come back sorted by path."""
+    work = [(path, resolver.for_path(path)) for path in files]
+    if jobs <= 1 or len(work) < 4:
+        reports = [_safe_check(p, s, mode) for p, s in work]
+    else:
+        size = max(1, min(16, len(work) // (jobs * 4)))
+        chunks = [(work[i:i + size], mode) for i in range(0, len(work), size)]
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            reports = [r for batch in pool.map(_job, chunks) for r in batch]
+    return sorted(reports, key=lambda r: r.path)
