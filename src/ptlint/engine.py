@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -15,6 +17,8 @@ from ptlint.noqa import Suppressions, parse_suppressions
 from ptlint.rule import Finding, Position, RawFinding, Rule
 
 SYNTAX_CODE, SYNTAX_NAME = "PTL000", "syntax-error"
+# Long operator chains make deep trees; Python 3.11 frames are cheap, so allow deeper recursion.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 12000))
 
 
 @dataclass
@@ -45,8 +49,13 @@ def syntax_finding(path: str, exc: Exception, text: str = "") -> Finding:
         line, col, msg = 1, 1, "the file is nested too deeply to parse"
     else:
         line, col, msg = 1, 1, str(exc) or type(exc).__name__
+    return syntax_at(path, line, col, msg)
+
+
+def syntax_at(path: str, line: int, col: int, message: str) -> Finding:
+    """A PTL000 finding (also used for unreadable and undecodable files)."""
     pos = Position(max(line, 1), max(col, 1))
-    return Finding(SYNTAX_CODE, SYNTAX_NAME, msg, path, pos, pos, None, (pos.line, pos.line))
+    return Finding(SYNTAX_CODE, SYNTAX_NAME, message, path, pos, pos, None, (pos.line, pos.line))
 
 
 def _python_syntax_error(text: str) -> tuple[int, int, str] | None:
@@ -57,6 +66,36 @@ def _python_syntax_error(text: str) -> tuple[int, int, str] | None:
     except (ValueError, RecursionError, MemoryError):
         return None
     return None
+
+
+_SCAN_RE = re.compile(r"[-+*/%|&^@]|\b(?:and|or)\b|[()\[\]{}]|\n")
+MAX_OPERATORS_PER_STATEMENT = 2500
+
+
+def _too_deep(text: str) -> int:
+    """The line of a statement whose operator chain would overflow libcst's native parser, or 0.
+
+    A rough scan (strings and comments count too); it only runs on files with many operators.
+    """
+    if len(text) < 5000 or len(_SCAN_RE.findall(text)) <= MAX_OPERATORS_PER_STATEMENT:
+        return 0
+    depth = count = 0
+    line = start = 1
+    for match in _SCAN_RE.finditer(text):
+        token = match.group()
+        if token == "\n":
+            line += 1
+            if depth <= 0:
+                depth, count, start = 0, 0, line
+        elif token in "([{":
+            depth += 1
+        elif token in ")]}":
+            depth -= 1
+        else:
+            count += 1
+            if count > MAX_OPERATORS_PER_STATEMENT:
+                return start
+    return 0
 
 
 def active_rules(rules: Iterable[type[Rule]], text: str) -> list[type[Rule]]:
@@ -115,6 +154,19 @@ def analyze(
     settings: Any = None,
 ) -> Analysis:
     """Parse `text`, run the enabled rules, and resolve their findings (noqa applied)."""
+    todo = [r for r in active_rules(rules, text) if r.code != SYNTAX_CODE]
+    if not todo:
+        # No rule needs the tree: CPython's own parser is enough to report syntax errors.
+        result = Analysis(None)
+        error = _python_syntax_error(text)
+        if error is not None:
+            result.findings.append(syntax_at(path, *error))
+        return result
+    deep = _too_deep(text)
+    if deep:
+        result = Analysis(None)
+        result.findings.append(syntax_at(path, deep, 1, "skipped: an expression is nested too deeply for the parser"))
+        return result
     try:
         module = parse(text)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as exc:
@@ -123,9 +175,6 @@ def analyze(
         return result
     result = Analysis(module)
     result.suppressions = parse_suppressions(text)
-    todo = active_rules(rules, text)
-    if not todo:
-        return result
     ctx = Context(module, path, text, settings)
     instances = [r(ctx, (options or {}).get(r.code)) for r in todo]
     try:

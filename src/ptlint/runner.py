@@ -12,8 +12,8 @@ from typing import Iterator, Sequence
 
 from ptlint.api import lint_text
 from ptlint.config import Resolver, Settings
-from ptlint.engine import SYNTAX_CODE, SYNTAX_NAME
-from ptlint.rule import Finding, Fix, Position
+from ptlint.engine import syntax_at
+from ptlint.rule import Finding, Fix
 from ptlint.source import DecodeError, atomic_write, decode
 
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
@@ -82,13 +82,12 @@ def _walk(root: Path, resolver: Resolver) -> Iterator[Path]:
         for name in sorted(files):
             if name.endswith(".py"):
                 full = here / name
-                if not settings.is_excluded(full) and not full.is_dir():
+                if full.is_file() and not settings.is_excluded(full):
                     yield full
 
 
 def _error_finding(path: str, message: str) -> Finding:
-    pos = Position(1, 1)
-    return Finding(SYNTAX_CODE, SYNTAX_NAME, message, path, pos, pos, None, (1, 1))
+    return syntax_at(path, 1, 1, message)
 
 
 def check_text(

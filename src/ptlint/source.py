@@ -30,6 +30,12 @@ def decode(data: bytes) -> SourceFile:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise DecodeError(
+                f"not valid utf-8 (byte 0x{data[bad.start]:02x} at offset {bad.start}) and no coding declaration"
+            ) from None
         raise DecodeError(str(exc)) from None
     bom = data.startswith(codecs.BOM_UTF8)
     if bom:
@@ -39,8 +45,10 @@ def decode(data: bytes) -> SourceFile:
         encoding = "utf-8"
     try:
         text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
-        raise DecodeError(f"cannot decode as {encoding}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"not valid {encoding} (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    except LookupError:
+        raise DecodeError(f"unknown encoding {encoding!r}") from None
     return SourceFile(text, encoding, bom)
 
 
