@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ptlint.cli import main
+from ptlint.config import Overrides, Resolver
 
 BAD = 'import torch\nmodel = torch.nn.Linear(2, 2)\ntorch.save(model, "m.pt")\n'
 PTL006_LINE = "z_ok.py:3:12: PTL006 `torch.save` pickles a whole nn.Module; save its `state_dict()` instead"
@@ -91,3 +92,26 @@ def test_long_but_parseable_chain_is_checked(tmp_path):
     (tmp_path / "a.py").write_text("import torch\nx = " + "+".join(["1"] * 2000) + "\n" + BAD)
     result = check(tmp_path)
     assert result.output.splitlines() == [PTL006_LINE.replace("z_ok.py:3:", "a.py:5:")]
+
+
+def test_a_crashing_worker_does_not_stop_the_run(tmp_path, monkeypatch):
+    from ptlint import runner
+
+    for i in range(8):
+        (tmp_path / f"m{i}.py").write_text(BAD)
+    (tmp_path / "crash.py").write_text("import os\nos._exit(3)  # ptlint-test-crash\n")
+    real = runner._safe_check
+
+    def crashing(path, settings, mode):
+        if "ptlint-test-crash" in path.read_text():
+            os._exit(3)
+        return real(path, settings, mode)
+
+    monkeypatch.setattr(runner, "_safe_check", crashing)
+    resolver = Resolver(Overrides())
+    files = sorted(tmp_path.glob("*.py"))
+    reports = runner.run_files(files, resolver, runner.Mode(), jobs=2)
+    assert len(reports) == 9
+    crash = next(r for r in reports if r.path.endswith("crash.py"))
+    assert crash.internal_errors and "the parser crashed on this file" in crash.internal_errors[0]
+    assert sum(len(r.findings) for r in reports) == 8

@@ -6,6 +6,7 @@ import difflib
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -198,7 +199,26 @@ def run_files(files: list[Path], resolver: Resolver, mode: Mode, jobs: int) -> l
         reports = [_safe_check(p, s, mode) for p, s in work]
     else:
         size = max(1, min(16, len(work) // (jobs * 4)))
-        chunks = [(work[i:i + size], mode) for i in range(0, len(work), size)]
+        chunks = [work[i:i + size] for i in range(0, len(work), size)]
+        reports = []
+        crashed: list[tuple[Path, Settings]] = []
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            reports = [r for batch in pool.map(_job, chunks) for r in batch]
+            futures = [(chunk, pool.submit(_job, (chunk, mode))) for chunk in chunks]
+            for chunk, future in futures:
+                try:
+                    reports.extend(future.result())
+                except BrokenProcessPool:
+                    crashed.extend(chunk)
+        reports.extend(_isolated(item, mode) for item in crashed)
     return sorted(reports, key=lambda r: r.path)
+
+
+def _isolated(item: tuple[Path, Settings], mode: Mode) -> FileReport:
+    """Re-check one file in a process of its own, after a worker died (e.g. a parser crash)."""
+    path, settings = item
+    try:
+        with ProcessPoolExecutor(max_workers=1) as pool:
+            return pool.submit(_job, ([item], mode)).result()[0]
+    except BrokenProcessPool:
+        shown = display_path(path)
+        return FileReport(shown, internal_errors=[f"{shown}: internal error: the parser crashed on this file"])
