@@ -128,7 +128,9 @@ def fix_to_fixed_point(
                 if parses(candidate):
                     good.append(fix)
                 else:
-                    outcome.errors.append(f"dropped a fix that did not re-parse: {fix.title}")
+                    message = f"dropped a fix that did not re-parse: {fix.title}"
+                    if message not in outcome.errors:
+                        outcome.errors.append(message)
             if not good:
                 break
             chosen, new_text = good, apply_fixes(result.module, good)
