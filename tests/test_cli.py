@@ -262,3 +262,22 @@ def test_torch_is_never_imported_by_a_check():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_cache_is_used_and_keyed_on_content(project, monkeypatch):
+    from ptlint import runner
+
+    first = run(["check", "--output-format", "concise"], project)
+    assert (project / ".ptlint_cache" / "CACHEDIR.TAG").is_file()
+    calls = []
+    real = runner.check_text
+    monkeypatch.setattr(runner, "check_text", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    second = run(["check", "--output-format", "concise", "--jobs", "1"], project)
+    assert second.output == first.output and calls == []
+    (project / "bad.py").write_text(BAD + "\n# edited\n")
+    third = run(["check", "--output-format", "concise", "--jobs", "1"], project)
+    assert calls == ["bad.py"] and third.output == first.output
+    run(["check", "--no-cache", "--jobs", "1"], project)
+    assert calls == ["bad.py", "bad.py", "clean.py"]
+    assert run(["clean"], project).output == "Removed .ptlint_cache\n"
+    assert not (project / ".ptlint_cache").exists()

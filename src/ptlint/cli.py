@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import click
 
-from ptlint import __version__
+from ptlint import __version__, cache
 from ptlint.config import ConfigError, Overrides, Resolver, expand
 from ptlint.reporters import FORMATS, RunInfo, renderer
 from ptlint.rule import Finding
@@ -69,6 +69,7 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs).")
 @click.option("--stdin-filename", help="The file name to report for source read from `-`.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only, no summary.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 def check(
     paths: tuple[str, ...],
     fix: bool,
@@ -83,6 +84,7 @@ def check(
     jobs: int | None,
     stdin_filename: str | None,
     quiet: bool,
+    no_cache: bool,
 ) -> None:
     """Check PATHS (default: the current folder) for PyTorch anti-patterns."""
     from ptlint import runner
@@ -99,7 +101,11 @@ def check(
         _fail(f"configuration file not found: {config_file}")
     resolver = Resolver(overrides, Path(config_file) if config_file else None)
     mode = runner.Mode(
-        fix=fix, diff=diff, with_edits=output_format == "json", with_lines=output_format == "full"
+        fix=fix,
+        diff=diff,
+        with_edits=output_format == "json",
+        with_lines=output_format == "full",
+        cache_dir=None if no_cache else str(cache.folder().resolve()),
     )
     paths = paths or (".",)
     reports: list[runner.FileReport] = []
@@ -184,3 +190,10 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
         click.echo(docs.rules_json([found], single=True))
     else:
         click.echo(docs.rule_markdown(found), nl=False)
+
+
+@main.command()
+def clean() -> None:
+    """Remove the result cache (.ptlint_cache) of the current folder."""
+    removed = cache.clean(cache.folder())
+    click.echo("Removed .ptlint_cache" if removed else "No cache to remove")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ptlint import cache
 from ptlint.api import lint_text
 from ptlint.config import Resolver, Settings
 from ptlint.engine import syntax_at
@@ -28,6 +29,7 @@ class Mode:
     diff: bool = False
     with_edits: bool = False
     with_lines: bool = False
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -157,6 +159,12 @@ def check_file(path: Path, settings: Settings, mode: Mode) -> FileReport:
         return FileReport(shown, [_error_finding(shown, "cannot read file: it no longer exists")])
     except OSError as exc:
         return FileReport(shown, [_error_finding(shown, f"cannot read file: {exc.strerror or exc}")])
+    entry = None
+    if mode.cache_dir is not None and not mode.fix and not mode.diff:
+        entry = _cache_key(data, shown, path, settings, mode)
+        cached = cache.load(Path(mode.cache_dir), entry)
+        if isinstance(cached, FileReport):
+            return cached
     try:
         source = decode(data)
     except DecodeError as exc:
@@ -165,7 +173,15 @@ def check_file(path: Path, settings: Settings, mode: Mode) -> FileReport:
     if mode.fix and not mode.diff and report.fixed_text is not None:
         _write_fix(path, data, source.encode(report.fixed_text), report)
     report.fixed_text = None
+    if entry is not None and not report.internal_errors:
+        cache.store(Path(mode.cache_dir), entry, report)  # type: ignore[arg-type]
     return report
+
+
+def _cache_key(data: bytes, shown: str, path: Path, settings: Settings, mode: Mode) -> str:
+    rules = tuple(r.code for r in settings.enabled_rules(path))
+    options = sorted((k, sorted(v.items())) for k, v in settings.rule_options.items())
+    return cache.key(data, shown, rules, options, settings.unsafe_fixes, mode.with_edits, mode.with_lines)
 
 
 def _write_fix(path: Path, original: bytes, new: bytes, report: FileReport) -> None:
