@@ -30,6 +30,7 @@ def test_rule_has_enough_fixtures(rule):
 @pytest.mark.parametrize("item", POSITIVES, ids=map(_id, POSITIVES))
 def test_positive_findings(item):
     rule, pos = item
+    assert pos.expected is not None, f"{pos.path.name} has no .expected file"
     result = lint_text(pos.path.read_text(), str(pos.path), [rule])
     got = [(f.start.line, f.start.column, f.code) for f in result.findings]
     assert got == pos.expected

@@ -12,7 +12,7 @@ _EXPECT_RE = re.compile(r"^(\d+):(\d+)\s+([A-Z]+[0-9]+)\s*$")
 @dataclass(frozen=True)
 class Positive:
     path: Path
-    expected: list[tuple[int, int, str]]
+    expected: list[tuple[int, int, str]] | None  # None when the .expected file is missing
     fixed: Path | None
 
 
@@ -23,6 +23,9 @@ def positives(folder: Path) -> list[Positive]:
         if path.name.endswith(".fixed.py"):
             continue
         expected_file = path.with_suffix(".expected")
+        if not expected_file.is_file():
+            out.append(Positive(path, None, None))
+            continue
         expected = []
         for line in expected_file.read_text().splitlines():
             if line.strip():
