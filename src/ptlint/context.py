@@ -116,7 +116,7 @@ class Context:
         return self.stack
 
     def loops(self) -> list[cst.CSTNode]:
-        """Enclosing for/while loops (and comprehensions) inside the current function, outermost first."""
+        """Enclosing for/while loops inside the current function, outermost first."""
         return [n for n in self._since_function() if isinstance(n, LOOP_TYPES)]
 
     def withs(self) -> list[cst.With]:

@@ -25,7 +25,7 @@ LIGHTNING_BASES = {
     "lightning_fabric.LightningModule",
 }
 # Layers whose behaviour depends on train/eval mode.
-MODE_LAYER_WORDS = ("Dropout", "BatchNorm", "InstanceNorm", "SyncBatchNorm", "AlphaDropout", "RReLU")
+MODE_LAYER_WORDS = ("Dropout", "BatchNorm", "InstanceNorm", "SyncBatchNorm", "AlphaDropout", "RReLU", "Transformer")
 
 
 @dataclass

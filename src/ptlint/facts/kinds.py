@@ -20,12 +20,17 @@ MODEL_NAME_RE = re.compile(
 # Methods that only nn.Module instances (among the usual training objects) have.
 MODULE_ONLY_METHODS = {
     "parameters", "named_parameters", "modules", "named_modules", "children", "named_children",
-    "buffers", "named_buffers", "eval", "register_forward_hook", "register_buffer", "requires_grad_",
+    "buffers", "named_buffers", "eval", "register_forward_hook", "register_buffer",
 }
+# Words that mark a model-like name as data about a model (`model_state_dict`, `net_out`, `model_path`).
+DATA_WORDS = re.compile(r"(state|dict|sd|path|dir|file|name|cfg|config|out|output|outputs|args|kwargs|type|fn|id|ckpt|weights?|url)$")
 # Calls on a module that return the module itself.
 SELF_RETURNING = {"to", "cuda", "cpu", "eval", "train", "half", "float", "double", "bfloat16", "requires_grad_", "to_empty"}
 NON_MODULE_NN = {"Parameter", "parameter", "functional", "init", "utils", "grad", "Buffer"}
-SCRIPT_FACTORIES = {"torch.jit.script", "torch.jit.trace", "torch.jit.load", "torch.export.export"}
+SCRIPT_FACTORIES = {
+    "torch.jit.script", "torch.jit.trace", "torch.jit.load", "torch.jit.freeze", "torch.export.export",
+    "torch.export.load",
+}
 
 
 def is_module_constructor(ctx: "Context", call: cst.CSTNode) -> bool:
@@ -38,9 +43,11 @@ def is_module_constructor(ctx: "Context", call: cst.CSTNode) -> bool:
         if any(p in NON_MODULE_NN for p in parts[2:]):
             return False
         return parts[-1][:1].isupper()
-    if q.startswith("torchvision.models.") or q.startswith("torchvision.models"):
-        last = q.split(".")[-1]
-        return last[:1].islower() and last not in ("get_weight", "list_models", "get_model_weights")
+    if q.startswith("torchvision.models."):
+        parts = q.split(".")[2:]
+        if any(p[:1].isupper() for p in parts) or any(w in q for w in ("state_dict", "weight", "builder")):
+            return False
+        return parts[-1][:1].islower() and parts[-1] not in ("list_models",)
     if q in ("timm.create_model", "timm.models.create_model", "torch.compile", "copy.deepcopy"):
         if q in ("torch.compile", "copy.deepcopy"):
             return bool(call.args) and is_module_expr(ctx, call.args[0].value)
@@ -99,18 +106,28 @@ def _name_is_module(ctx: "Context", expr: cst.Name, depth: int) -> bool:
             return False
         if isinstance(value, cst.Call):
             # Unknown factory: trust a conventional name only with module-only usage.
-            return MODEL_NAME_RE.match(expr.value) is not None and _used_as_module(facts, expr.value)
+            return conventional_model_name(expr.value) and _used_as_module(facts, expr.value)
         return False
     if b is not None and b.kind in ("for", "comp", "import", "def", "with"):
         return False
     if b is None and facts.scope is not ctx.module:
         # A module-level global read inside a function.
         mod = ctx.module_facts()
+        if any(x.kind in ("def", "import") for x in mod.bindings_of(expr.value)):
+            return False
         binds = [x for x in mod.bindings_of(expr.value) if x.kind == "assign"]
         if binds:
             v = binds[-1].value
             return v is not None and is_module_constructor(ctx, v) and not is_script_module(ctx, v)
-    return MODEL_NAME_RE.match(expr.value) is not None or _used_as_module(facts, expr.value)
+    return conventional_model_name(expr.value) or _used_as_module(facts, expr.value)
+
+
+def conventional_model_name(name: str) -> bool:
+    """`model`, `net`, `encoder`, `*_model`... but not data about a model (`model_state_dict`)."""
+    if MODEL_NAME_RE.match(name) is None:
+        return False
+    tail = name.rsplit("_", 1)[-1] if "_" in name else ""
+    return not (tail and DATA_WORDS.match(tail) and not MODEL_NAME_RE.match(tail))
 
 
 def _used_as_module(facts, name: str) -> bool:
@@ -123,6 +140,8 @@ def _used_as_module(facts, name: str) -> bool:
 
 def _self_attr_is_module(ctx: "Context", attr: str) -> bool:
     cls = ctx.class_info()
+    if cls is not None and attr in cls.methods:
+        return False
     if cls is not None:
         init = cls.methods.get("__init__")
         if init is not None:
@@ -131,7 +150,7 @@ def _self_attr_is_module(ctx: "Context", attr: str) -> bool:
                     return True
                 if _is_literal(value):
                     return False
-    return MODEL_NAME_RE.match(attr) is not None
+    return conventional_model_name(attr)
 
 
 def _is_literal(value: cst.CSTNode) -> bool:
