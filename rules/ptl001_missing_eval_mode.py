@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import libcst as cst
 
-from ptlint.facts.classes import MODE_LAYER_WORDS, ClassInfo
+from ptlint.facts.classes import MODE_LAYER_WORDS, MODULE_BASES, ClassInfo
 from ptlint.facts.dataflow import Binding, ScopeFacts
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.kinds import SELF_RETURNING, is_module_constructor
@@ -211,11 +211,13 @@ class MissingEvalMode(Rule):
     def _framework_managed(self, scope: cst.CSTNode) -> bool:
         """Lightning and HF Trainer classes, `*_step` functions and `forward` methods leave the mode to callers."""
         cls = self.ctx.class_info()
-        if cls is not None and (cls.is_lightning or any(_is_hf_trainer(b) for b in cls.bases)):
+        if cls is not None and (cls.is_lightning or any(_is_hf_trainer(b) or b.endswith("TestCase") for b in cls.bases)):
             return True
         if not isinstance(scope, cst.FunctionDef):
             return False
         name = scope.name.value
+        if cls is not None and name.startswith("test_"):
+            return True  # a unit test method: a smoke test of the model, not a validation loop
         return name.endswith("_step") or (cls is not None and name.lstrip("_").startswith("forward"))
 
     def _is_function_ref(self, func: cst.BaseExpression, scope: cst.CSTNode) -> bool:
@@ -242,7 +244,7 @@ class MissingEvalMode(Rule):
         verdict = self._analyze(key, node, scope)
         if not verdict.offending or self._untrained(binding, scope) or self._mode_free(key, binding, scope):
             return
-        if self._covered_by_callers(key, binding, scope):
+        if self._covered_by_callers(key, binding, scope) or self._mode_set_elsewhere(key):
             return
         spelling = dotted_name(_strip_module(node.func)) or ""
         barrier = self._barrier(verdict.last_train, binding, node, scope)
@@ -359,6 +361,14 @@ class MissingEvalMode(Rule):
             return False
         return all(self._ctor_mode_free(a.value) for a in expr.args if isinstance(a.value, cst.Call))
 
+    def _mode_set_elsewhere(self, key: str) -> bool:
+        """`self.model` in a class with a base defined in another file, which may set the mode."""
+        cls = self.ctx.class_info()
+        if cls is None or not key.startswith("self."):
+            return False
+        known = MODULE_BASES | {"object", ""}
+        return any(b not in known and b not in self.ctx.classes for b in cls.bases)
+
     def _covered_by_callers(self, key: str, binding: Binding | None, scope: cst.CSTNode) -> bool:
         """A helper or closure whose every in-file caller already has the module in eval mode."""
         if not isinstance(scope, cst.FunctionDef):
@@ -370,7 +380,8 @@ class MissingEvalMode(Rule):
         sites = [(c, s) for c, s in self._all_calls() if s is not scope and self._calls_function(c, s, scope, cls)]
         sites = [(c, s) for c, s in sites if id(c) in self._info(s, deep=True).calls]
         if not sites:
-            return False
+            # A method that takes the model from its caller is library API: the caller owns the mode.
+            return is_param and cls is not None
         for call, site_scope in sites:
             site_key = self._key_at_site(key, binding if is_param else None, scope, call, site_scope)
             if site_key is None or self._analyze(site_key, call, site_scope).offending:
