@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,3 +12,17 @@ if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
 
 FIXTURES = ROOT / "fixtures"
+
+
+def check_concise(cwd: Path, *args: str):
+    """Run `ptlint check --output-format concise --quiet ARGS` in `cwd` through click's runner."""
+    from click.testing import CliRunner
+
+    from ptlint.cli import main
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, ["check", "--output-format", "concise", "--quiet", *args])
+    finally:
+        os.chdir(old)

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import check_concise
 
-from ptlint.cli import main
 from ptlint.config import Overrides, Resolver
 
 BAD = 'import torch\nmodel = torch.nn.Linear(2, 2)\ntorch.save(model, "m.pt")\n'
 PTL006_LINE = "z_ok.py:3:12: PTL006 `torch.save` pickles a whole nn.Module; save its `state_dict()` instead"
-
-
-def check(cwd: Path, *args: str):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, ["check", "--output-format", "concise", "--quiet", *args])
-    finally:
-        os.chdir(old)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +25,7 @@ def check(cwd: Path, *args: str):
 def test_bad_file_is_a_finding_and_others_run(tmp_path, data, line):
     (tmp_path / "a.py").write_bytes(data)
     (tmp_path / "z_ok.py").write_text(BAD)
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert result.exit_code == 1
     assert result.output.splitlines() == [line, PTL006_LINE]
 
@@ -44,15 +33,15 @@ def test_bad_file_is_a_finding_and_others_run(tmp_path, data, line):
 @pytest.mark.parametrize("data", [b"", b"# only a comment\n", b"\n\n\n", b"\xef\xbb\xbf", b"\tx = 1\r\n".lstrip(b"\t")])
 def test_trivial_files_are_clean(tmp_path, data):
     (tmp_path / "a.py").write_bytes(data)
-    assert check(tmp_path).exit_code == 0
+    assert check_concise(tmp_path).exit_code == 0
 
 
 def test_directory_named_like_a_module(tmp_path):
     (tmp_path / "x.py").mkdir()
     (tmp_path / "z_ok.py").write_text(BAD)
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert result.output.splitlines() == [PTL006_LINE]
-    explicit = check(tmp_path, "x.py")
+    explicit = check_concise(tmp_path, "x.py")
     assert explicit.exit_code == 0
 
 
@@ -61,7 +50,7 @@ def test_symlink_loop_does_not_hang(tmp_path):
     os.symlink(tmp_path, tmp_path / "sub" / "loop")
     os.symlink(tmp_path / "nowhere.py", tmp_path / "dangling.py")
     (tmp_path / "z_ok.py").write_text(BAD)
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert result.output.splitlines() == [PTL006_LINE]
 
 
@@ -71,7 +60,7 @@ def test_unreadable_file(tmp_path):
     path.write_text(BAD)
     path.chmod(0)
     (tmp_path / "z_ok.py").write_text(BAD)
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert result.output.splitlines() == ["a.py:1:1: PTL000 cannot read file: Permission denied", PTL006_LINE]
 
 
@@ -80,7 +69,7 @@ def test_deep_nesting_is_reported_not_crashed(tmp_path, joiner):
     # torch.save makes a rule need libcst's tree, whose native parser would overflow its stack.
     (tmp_path / "a.py").write_text("import torch\nx = (" + joiner.join(["1"] * 30000) + ")\ntorch.save(x, 'p')\n")
     (tmp_path / "z_ok.py").write_text(BAD)
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "a.py:2:1: PTL000 skipped: an expression is nested too deeply for the parser",
@@ -90,7 +79,7 @@ def test_deep_nesting_is_reported_not_crashed(tmp_path, joiner):
 
 def test_long_but_parseable_chain_is_checked(tmp_path):
     (tmp_path / "a.py").write_text("import torch\nx = " + "+".join(["1"] * 2000) + "\n" + BAD)
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert result.output.splitlines() == [PTL006_LINE.replace("z_ok.py:3:", "a.py:5:")]
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from conftest import check_concise
 from click.testing import CliRunner
 
 from ptlint.api import lint_text
@@ -13,15 +13,6 @@ from ptlint.cli import main
 from ptlint.config import ConfigError, from_table
 
 SAVE = 'import torch\nmodel = torch.nn.Linear(2, 2)\ntorch.save(model, "m.pt"){}\n'
-
-
-def check(cwd: Path, *args: str):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, ["check", "--output-format", "concise", "--quiet", *args])
-    finally:
-        os.chdir(old)
 
 
 def codes(source: str) -> list[tuple[int, int, str]]:
@@ -69,7 +60,7 @@ def test_per_file_ignores(tmp_path):
     (tmp_path / "scripts" / "export.py").write_text(SAVE.format(""))
     (tmp_path / "train.py").write_text(SAVE.format(""))
     (tmp_path / "pyproject.toml").write_text('[tool.ptlint.per-file-ignores]\n"scripts/*.py" = ["PTL006"]\n')
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert result.output.splitlines() == [
         "train.py:3:12: PTL006 `torch.save` pickles a whole nn.Module; save its `state_dict()` instead"
     ]
@@ -81,22 +72,22 @@ def test_ptlint_toml_and_nearest_config(tmp_path):
     (sub / "a.py").write_text(SAVE.format(""))
     (tmp_path / "b.py").write_text(SAVE.format(""))
     (sub / "ptlint.toml").write_text('ignore = ["save-whole-model"]\n')
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert [line.split(":")[0] for line in result.output.splitlines()] == ["b.py"]
 
 
 def test_cli_select_wins_over_config(tmp_path):
     (tmp_path / "a.py").write_text(SAVE.format(""))
     (tmp_path / "pyproject.toml").write_text('[tool.ptlint]\nselect = ["PTL000"]\n')
-    assert check(tmp_path).exit_code == 0
-    assert check(tmp_path, "--select", "PTL006").exit_code == 1
+    assert check_concise(tmp_path).exit_code == 0
+    assert check_concise(tmp_path, "--select", "PTL006").exit_code == 1
 
 
 def test_explicit_config_file(tmp_path):
     (tmp_path / "a.py").write_text(SAVE.format(""))
     (tmp_path / "custom.toml").write_text('[tool.ptlint]\nignore = ["PTL006"]\n')
-    assert check(tmp_path, "--config", "custom.toml").exit_code == 0
-    result = check(tmp_path, "--config", "missing.toml")
+    assert check_concise(tmp_path, "--config", "custom.toml").exit_code == 0
+    result = check_concise(tmp_path, "--config", "missing.toml")
     assert result.exit_code == 2
     assert "configuration file not found: missing.toml" in result.output
 
@@ -117,7 +108,7 @@ def test_explicit_config_file(tmp_path):
 def test_config_errors_exit_2(tmp_path, toml, message):
     (tmp_path / "a.py").write_text(SAVE.format(""))
     (tmp_path / "pyproject.toml").write_text(toml)
-    result = check(tmp_path)
+    result = check_concise(tmp_path)
     assert result.exit_code == 2
     assert message in result.output
     assert result.output.startswith("ptlint: error: ")
@@ -153,7 +144,7 @@ def test_crlf_bom_and_latin1_are_kept(tmp_path):
     latin = ("# -*- coding: latin-1 -*-\n# caf\xe9\n" + SAVE.format("")).encode("latin-1")
     for name, data in (("crlf.py", crlf), ("bom.py", bom), ("latin.py", latin)):
         (tmp_path / name).write_bytes(data)
-    result = check(tmp_path, "--fix", "--unsafe-fixes")
+    result = check_concise(tmp_path, "--fix", "--unsafe-fixes")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "crlf.py").read_bytes() == crlf.replace(b"(model,", b"(model.state_dict(),")
     assert (tmp_path / "bom.py").read_bytes() == bom.replace(b"(model,", b"(model.state_dict(),")

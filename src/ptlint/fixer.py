@@ -9,7 +9,7 @@ from typing import Any, Callable
 import libcst as cst
 
 from ptlint.engine import Analysis
-from ptlint.rule import Fix, FixSafety, InsertAfter, InsertBefore, Replace
+from ptlint.rule import Fix, FixSafety, InsertBefore, Replace
 
 MAX_ROUNDS = 10
 
