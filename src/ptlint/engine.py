@@ -131,8 +131,8 @@ def walk_rules(ctx: Context, instances: list[Rule], errors: list[str]) -> None:
     def walk(node: cst.CSTNode) -> None:
         stack.append(node)
         name = type(node).__name__
-        if name in ("Import", "ImportFrom") and len(stack) > 2:
-            imports.add(node)  # type: ignore[arg-type]
+        if name in ("Import", "ImportFrom"):
+            imports.add(node)  # type: ignore[arg-type]  # nested imports count from here on
         handlers = visits.get(name)
         if handlers:
             call(handlers, node)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ptlint.source import split_lines
+
 # `# noqa`, `# noqa: PTL001, PTL003`, `#noqa:PTL001`
 _LINE_RE = re.compile(r"#\s*noqa(?::[\s]*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 # `# ptlint: noqa` or `# ptlint: noqa: PTL001` on a line of its own.
@@ -12,7 +14,6 @@ _FILE_RE = re.compile(
     r"^\s*#\s*ptlint\s*:\s*noqa(?::[\s]*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?\s*$", re.IGNORECASE
 )
 _CODE_RE = re.compile(r"[A-Z]+[0-9]+", re.IGNORECASE)
-_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 
 ALL = "ALL"
 
@@ -39,7 +40,7 @@ def parse_suppressions(source: str) -> Suppressions:
     sup = Suppressions()
     if "noqa" not in source and "NOQA" not in source.upper():
         return sup
-    for number, line in enumerate(_NEWLINE_RE.split(source), start=1):
+    for number, line in enumerate(split_lines(source), start=1):
         if "noqa" not in line.lower():
             continue
         file_match = _FILE_RE.match(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 import libcst as cst
@@ -145,7 +146,13 @@ class Rule:
 
     @classmethod
     def visitor_names(cls) -> Sequence[str]:
-        return [n for n in dir(cls) if n.startswith(("visit_", "leave_"))]
+        return _visitor_names(cls)
+
+
+@lru_cache(maxsize=None)
+def _visitor_names(cls: type) -> tuple[str, ...]:
+    """The visit_/leave_ methods of a rule class, looked up once per class rather than per file."""
+    return tuple(n for n in dir(cls) if n.startswith(("visit_", "leave_")))
 
 
 _SECTION_RE = re.compile(r"^## (.+)$", re.MULTILINE)

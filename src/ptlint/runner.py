@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -16,9 +15,8 @@ from ptlint.api import lint_text
 from ptlint.config import Resolver, Settings
 from ptlint.engine import syntax_at
 from ptlint.rule import Finding, Fix
-from ptlint.source import DecodeError, atomic_write, decode
+from ptlint.source import DecodeError, atomic_write, decode, split_lines
 
-_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ def check_text(
         report.fixed_text = result.text
         if mode.diff:
             report.diff = unified_diff(text, result.text, path)
-    lines = _NEWLINE_RE.split(result.text) if mode.with_lines else []
+    lines = split_lines(result.text) if mode.with_lines else []
     for finding in result.findings:
         report.findings.append(_portable(finding, lines, settings.unsafe_fixes))
     return report

@@ -5,9 +5,18 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import re
 import tempfile
 import tokenize
 from dataclasses import dataclass
+
+
+_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as libcst and Python count them (\\n, \\r\\n or \\r), without their endings."""
+    return _NEWLINE_RE.split(text)
 
 
 class DecodeError(Exception):
