@@ -40,7 +40,8 @@ class Settings:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     extend_exclude: tuple[str, ...] = ()
     unsafe_fixes: bool = False
-    target_torch_version: str = "2.6"
+    # "" means unset: the project's own torch pin decides, else DEFAULT_TORCH (see facts/versions.py)
+    target_torch_version: str = ""
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def enabled_rules(self, path: Path | None = None) -> list[type[Rule]]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import libcst as cst
 
-from ptlint.facts import kinds
+from ptlint.facts import guards, kinds, versions
 from ptlint.facts.classes import ClassInfo, collect_classes
 from ptlint.facts.dataflow import Binding, ScopeFacts
 from ptlint.facts.imports import ImportMap, dotted_name
@@ -182,6 +182,17 @@ class Context:
     def module_facts(self) -> ScopeFacts:
         return self.scope_facts(self.module)
 
+    # --- compatibility and versions ---
+
+    def compat_guard(self) -> str | None:
+        """Why the current node is version-compatibility code (try/except ImportError, version checks), or None."""
+        return guards.compat_guard(self.stack)
+
+    def target_torch(self) -> tuple[tuple[int, int], str]:
+        """The torch (major, minor) the project targets, and where that came from."""
+        configured = getattr(self.settings, "target_torch_version", "") or ""
+        return versions.target_torch(configured, getattr(self.settings, "root", None))
+
     def reaching(self, name: cst.Name) -> Binding | None:
         """The binding of `name` that reaches it in the current scope."""
         return self.scope_facts().reaching(name.value, name)
@@ -192,20 +203,23 @@ def _is_false(expr: cst.CSTNode) -> bool:
 
 
 def _top_level_imports(module: cst.Module) -> list[cst.Import | cst.ImportFrom]:
-    """Imports at module level, also inside top-level if/try blocks."""
+    """Imports at module level, also inside top-level if/try blocks, in source order."""
     out: list[cst.Import | cst.ImportFrom] = []
-    pending: list[cst.CSTNode] = list(module.body)
-    while pending:
-        stmt = pending.pop(0)
-        if isinstance(stmt, cst.SimpleStatementLine):
-            out.extend(s for s in stmt.body if isinstance(s, (cst.Import, cst.ImportFrom)))
-        elif isinstance(stmt, (cst.If, cst.Try, cst.TryStar, cst.Else, cst.ExceptHandler, cst.Finally)):
-            body = stmt.body
-            pending.extend(body.body if isinstance(body, cst.IndentedBlock) else [])
-            for attr in ("orelse", "handlers", "finalbody"):
-                extra = getattr(stmt, attr, None)
-                if isinstance(extra, (tuple, list)):
-                    pending.extend(extra)
-                elif extra is not None:
-                    pending.append(extra)
+
+    def visit(stmts: Any) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                out.extend(s for s in stmt.body if isinstance(s, (cst.Import, cst.ImportFrom)))
+            elif isinstance(stmt, (cst.If, cst.Try, cst.TryStar, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally)):
+                body = stmt.body
+                if isinstance(body, cst.IndentedBlock):
+                    visit(body.body)
+                for attr in ("handlers", "orelse", "finalbody"):
+                    extra = getattr(stmt, attr, None)
+                    if isinstance(extra, (tuple, list)):
+                        visit(extra)
+                    elif extra is not None:
+                        visit([extra])
+
+    visit(module.body)
     return out

@@ -14,6 +14,7 @@ from ptlint import cache
 from ptlint.api import lint_text
 from ptlint.config import Resolver, Settings
 from ptlint.engine import syntax_at
+from ptlint.facts import versions
 from ptlint.rule import Finding, Fix
 from ptlint.source import DecodeError, atomic_write, decode, split_lines
 
@@ -79,9 +80,9 @@ def _walk(root: Path, resolver: Resolver) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root, followlinks=False):
         here = Path(folder)
         settings = resolver.for_path(here)
-        dirs[:] = sorted(d for d in dirs if not settings.is_excluded(here / d))
+        dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints" and not settings.is_excluded(here / d))
         for name in sorted(files):
-            if name.endswith(".py"):
+            if name.endswith((".py", ".ipynb")):
                 full = here / name
                 if full.is_file() and not settings.is_excluded(full):
                     yield full
@@ -163,6 +164,13 @@ def check_file(path: Path, settings: Settings, mode: Mode) -> FileReport:
         cached = cache.load(Path(mode.cache_dir), entry)
         if isinstance(cached, FileReport):
             return cached
+    if path.suffix.lower() == ".ipynb":
+        from ptlint.notebook import check_notebook
+
+        report = check_notebook(path, data, shown, settings, mode)
+        if entry is not None and not report.internal_errors:
+            cache.store(Path(mode.cache_dir), entry, report)  # type: ignore[arg-type]
+        return report  # type: ignore[no-any-return]
     try:
         source = decode(data)
     except DecodeError as exc:
@@ -179,7 +187,8 @@ def check_file(path: Path, settings: Settings, mode: Mode) -> FileReport:
 def _cache_key(data: bytes, shown: str, path: Path, settings: Settings, mode: Mode) -> str:
     rules = tuple(r.code for r in settings.enabled_rules(path))
     options = sorted((k, sorted(v.items())) for k, v in settings.rule_options.items())
-    return cache.key(data, shown, rules, options, settings.unsafe_fixes, mode.with_edits, mode.with_lines)
+    torch_target = versions.target_torch(settings.target_torch_version, settings.root)
+    return cache.key(data, shown, rules, options, settings.unsafe_fixes, mode.with_edits, mode.with_lines, torch_target)
 
 
 def _write_fix(path: Path, original: bytes, new: bytes, report: FileReport) -> None:

@@ -26,16 +26,25 @@ class ImportMap:
 
     def __init__(self) -> None:
         self.aliases: dict[str, str] = {}
+        # local name -> (import statement, alias) of the binding that `aliases` keeps
+        self.origins: dict[str, tuple[cst.Import | cst.ImportFrom, cst.ImportAlias]] = {}
+
+    def _bind(self, local: str, full: str, node: cst.Import | cst.ImportFrom, alias: cst.ImportAlias) -> None:
+        # A name bound twice (try/except imports, version branches) keeps its first binding in
+        # source order, so resolution never depends on set or hash order.
+        if local not in self.aliases:
+            self.aliases[local] = full
+            self.origins[local] = (node, alias)
 
     def add(self, node: cst.Import | cst.ImportFrom) -> None:
         if isinstance(node, cst.Import):
             for alias in node.names:
                 full = _module_name(alias.name)
                 if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                    self.aliases[alias.asname.name.value] = full
+                    self._bind(alias.asname.name.value, full, node, alias)
                 else:
                     top = full.split(".")[0]
-                    self.aliases[top] = top
+                    self._bind(top, top, node, alias)
             return
         if node.relative or isinstance(node.names, cst.ImportStar):
             return
@@ -45,7 +54,7 @@ class ImportMap:
             local = name
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 local = alias.asname.name.value
-            self.aliases[local] = f"{base}.{name}" if base else name
+            self._bind(local, f"{base}.{name}" if base else name, node, alias)
 
     def resolve(self, node: cst.CSTNode) -> str | None:
         """The qualified name of a Name/Attribute chain whose head is an imported name."""
