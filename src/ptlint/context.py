@@ -6,7 +6,7 @@ from typing import Any
 
 import libcst as cst
 
-from ptlint.facts import guards, kinds, versions
+from ptlint.facts import guards, kinds, loops, versions
 from ptlint.facts.classes import ClassInfo, collect_classes
 from ptlint.facts.dataflow import Binding, ScopeFacts
 from ptlint.facts.imports import ImportMap, dotted_name
@@ -37,6 +37,7 @@ class Context:
         self._classes: dict[str, ClassInfo] | None = None
         self._scopes: dict[int, ScopeFacts] = {}
         self._self_assigns: dict[int, dict[str, list[cst.CSTNode]]] = {}
+        self._loops: loops.LoopClassifier | None = None
         for stmt in _top_level_imports(module):
             self.imports.add(stmt)
 
@@ -181,6 +182,19 @@ class Context:
 
     def module_facts(self) -> ScopeFacts:
         return self.scope_facts(self.module)
+
+    # --- loops ---
+
+    def loop_kind(self, loop: cst.For | cst.While) -> loops.LoopKind:
+        """TRAIN / EVAL / EPOCH / DATA flags of `loop` (see facts/loops.py); `loop` must be on the stack."""
+        if self._loops is None:
+            self._loops = loops.LoopClassifier(self)
+        index = next((i for i, n in enumerate(self.stack) if n is loop), len(self.stack))
+        return self._loops.kind(loop, self.stack[:index])
+
+    def in_step_guard(self) -> bool:
+        """Whether the current node runs only every k-th step (`if step % k == 0:`) in its loop."""
+        return loops.in_step_guard(self.stack)
 
     # --- compatibility and versions ---
 

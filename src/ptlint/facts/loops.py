@@ -1,0 +1,257 @@
+"""The loop classifier: what a `for`/`while` loop does in a training program.
+
+- TRAIN: its body (outside nested loops), or a local helper it calls, runs `backward()` and an
+  optimizer `step()`.
+- EPOCH: it contains a TRAIN loop, directly or through a local helper.
+- EVAL: it runs model calls with gradients off (under `no_grad` or `inference_mode`), or after
+  `.eval()` in the same function, and is not a TRAIN loop.
+- DATA: it iterates a DataLoader (by construction or by name: `loader`, `train_dl`, ...).
+
+Step guards (`if step % k == 0:`) mark periodic work such as logging, which runs on a fraction of
+the steps and is never a per-step cost. One level of calls into functions of the same file is
+followed, as the catalog asks.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import TYPE_CHECKING, Iterator
+
+import libcst as cst
+
+from ptlint.facts.imports import dotted_name
+from ptlint.facts.walk import children
+
+if TYPE_CHECKING:
+    from ptlint.context import Context
+
+LOOP_TYPES = (cst.For, cst.While)
+BACKWARD_CALLS = {"backward", "manual_backward"}
+OPTIMIZER_WORDS = re.compile(r"(optim|opt|optimizer|optimiser|solver)s?(_\w+)?$|^opt_|_opt$", re.I)
+LOADER_NAME = re.compile(r"(^|_)(loader|dataloader|dl)s?($|_)", re.I)
+LOADER_CONSTRUCTORS = ("DataLoader",)
+ITER_WRAPPERS = {"enumerate", "tqdm", "iter", "zip", "tqdm.tqdm", "tqdm.auto.tqdm", "progress_bar"}
+STEP_NAMES = re.compile(r"(^|_)(i|j|it|iter|iteration|step|steps|idx|batch|batch_idx|batch_i|n|count|epoch)s?($|_)|step|iter|batch", re.I)
+
+
+class LoopKind(enum.Flag):
+    NONE = 0
+    TRAIN = enum.auto()
+    EVAL = enum.auto()
+    EPOCH = enum.auto()
+    DATA = enum.auto()
+
+
+def _body_nodes(node: cst.CSTNode, into_loops: bool) -> Iterator[cst.CSTNode]:
+    """Nodes below `node` in the same function; nested loops are skipped unless asked."""
+    stack = list(children(node))
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(current, LOOP_TYPES) and not into_loops:
+            continue
+        stack.extend(children(current))
+
+
+def _loop_body(loop: cst.For | cst.While) -> list[cst.CSTNode]:
+    parts: list[cst.CSTNode] = [loop.body]
+    if isinstance(loop, cst.While):
+        parts.append(loop.test)
+    return parts
+
+
+def _method(call: cst.Call) -> str | None:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+
+
+def _is_backward(call: cst.Call) -> bool:
+    name = _method(call)
+    if name in BACKWARD_CALLS:
+        return True
+    return dotted_name(call.func) in {"torch.autograd.backward", "autograd.backward"}
+
+
+def _is_optimizer_step(call: cst.Call) -> bool:
+    if _method(call) != "step" or not isinstance(call.func, cst.Attribute):
+        return False
+    owner = dotted_name(call.func.value) or ""
+    last = owner.rsplit(".", 1)[-1]
+    if "sched" in last.lower() or last.lower() in {"lr", "lr_scheduler", "scheduler", "env", "sim"}:
+        return False
+    if "scaler" in last.lower():  # scaler.step(optimizer)
+        return True
+    return bool(OPTIMIZER_WORDS.search(last))
+
+
+def _local_calls(nodes: list[cst.CSTNode]) -> Iterator[str]:
+    for node in nodes:
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
+            yield node.func.value
+
+
+class LoopClassifier:
+    """Classifies loops of one module; results are cached per loop node."""
+
+    def __init__(self, ctx: "Context") -> None:
+        self.ctx = ctx
+        self._kinds: dict[int, LoopKind] = {}
+        self._functions: dict[str, cst.FunctionDef] | None = None
+        self._helper_kind: dict[str, LoopKind] = {}
+
+    @property
+    def functions(self) -> dict[str, cst.FunctionDef]:
+        """Module-level functions by name (the local helpers a loop may call)."""
+        if self._functions is None:
+            self._functions = {}
+            for stmt in self.ctx.module.body:
+                if isinstance(stmt, cst.FunctionDef):
+                    self._functions.setdefault(stmt.name.value, stmt)
+        return self._functions
+
+    def kind(self, loop: cst.For | cst.While, stack: list[cst.CSTNode] | None = None) -> LoopKind:
+        """The kind of `loop`; `stack` (its ancestors) lets EVAL see an enclosing no_grad."""
+        cached = self._kinds.get(id(loop))
+        if cached is not None:
+            return cached
+        kind = self._classify(loop, stack or [])
+        self._kinds[id(loop)] = kind
+        return kind
+
+    def _classify(self, loop: cst.For | cst.While, stack: list[cst.CSTNode]) -> LoopKind:
+        kind = LoopKind.NONE
+        if self._is_train(loop):
+            kind |= LoopKind.TRAIN
+        nested = list(_body_nodes(loop.body, into_loops=True))
+        inner_loops = [n for n in nested if isinstance(n, LOOP_TYPES)]
+        if any(self._is_train(inner) for inner in inner_loops) or any(
+            self._helper(name) & LoopKind.EPOCH for name in set(_local_calls(nested))
+        ):
+            kind |= LoopKind.EPOCH
+        if not kind & LoopKind.TRAIN and self._evaluates(loop, stack, nested):
+            kind |= LoopKind.EVAL
+        if isinstance(loop, cst.For) and self.iterates_loader(loop.iter):
+            kind |= LoopKind.DATA
+        return kind
+
+    def _is_train(self, loop: cst.For | cst.While) -> bool:
+        direct = [n for part in _loop_body(loop) for n in (part, *_body_nodes(part, into_loops=False))]
+        return _trains(direct) or any(self._helper(name) & LoopKind.TRAIN for name in set(_local_calls(direct)))
+
+    def _helper(self, name: str) -> LoopKind:
+        """What calling a local helper does: TRAIN if it trains outside its loops, EPOCH if it has a TRAIN loop."""
+        if name in self._helper_kind:
+            return self._helper_kind[name]
+        self._helper_kind[name] = LoopKind.NONE  # recursion guard
+        func = self.functions.get(name)
+        kind = LoopKind.NONE
+        if func is not None:
+            direct = list(_body_nodes(func.body, into_loops=False))
+            if _trains(direct):
+                kind |= LoopKind.TRAIN
+            loops = [n for n in _body_nodes(func.body, into_loops=True) if isinstance(n, LOOP_TYPES)]
+            if any(self._is_train(lp) for lp in loops):
+                kind |= LoopKind.EPOCH
+        self._helper_kind[name] = kind
+        return kind
+
+    def _evaluates(self, loop: cst.For | cst.While, stack: list[cst.CSTNode], nested: list[cst.CSTNode]) -> bool:
+        ctx = self.ctx
+        for node in stack:
+            if isinstance(node, cst.With) and any(ctx.is_no_grad(i.item) for i in node.items):
+                return True
+            if isinstance(node, cst.FunctionDef) and any(ctx.is_no_grad(d.decorator) for d in node.decorators):
+                return True
+        for node in nested:
+            if isinstance(node, cst.With) and any(ctx.is_no_grad(i.item) for i in node.items):
+                return True
+        func = next((n for n in reversed(stack) if isinstance(n, cst.FunctionDef)), None)
+        return func is not None and _eval_before(func, loop)
+
+    def iterates_loader(self, expr: cst.CSTNode) -> bool:
+        """`loader`, `enumerate(train_loader)`, `tqdm(DataLoader(...))`, `self.val_dl`."""
+        while isinstance(expr, cst.Call):
+            callee = dotted_name(expr.func) or ""
+            if callee.rsplit(".", 1)[-1] in LOADER_CONSTRUCTORS:
+                return True
+            if callee not in ITER_WRAPPERS or not expr.args:
+                return False
+            expr = expr.args[0].value
+        name = dotted_name(expr)
+        if name is None:
+            return False
+        last = name.rsplit(".", 1)[-1]
+        if LOADER_NAME.search(last):
+            return True
+        if isinstance(expr, cst.Name):
+            for binding in self.ctx.scope_facts().bindings_of(expr.value):
+                value = binding.value
+                if isinstance(value, cst.Call) and (dotted_name(value.func) or "").endswith("DataLoader"):
+                    return True
+        return False
+
+
+def _trains(nodes: list[cst.CSTNode]) -> bool:
+    calls = [n for n in nodes if isinstance(n, cst.Call)]
+    return any(_is_backward(c) for c in calls) and any(_is_optimizer_step(c) for c in calls)
+
+
+def _eval_before(func: cst.FunctionDef, loop: cst.CSTNode) -> bool:
+    """`.eval()` runs in `func` before `loop` (in source order) with no `.train()` after it."""
+    mode: str | None = None
+    for node in _source_order(func.body):
+        if node is loop:
+            return mode == "eval"
+        if isinstance(node, cst.Call):
+            name = _method(node)
+            if name == "eval" and not node.args:
+                mode = "eval"
+            elif name == "train" and not _train_false(node):
+                mode = "train"
+    return False
+
+
+def _train_false(call: cst.Call) -> bool:
+    return bool(call.args) and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == "False"
+
+
+def _source_order(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)) and node is not root:
+            continue
+        stack.extend(reversed(list(children(node))))
+
+
+def is_step_guard(test: cst.CSTNode) -> bool:
+    """`step % k == 0`, `(i + 1) % log_every == 0`, `not it % 10`, `batch_idx % args.log_interval == 0`."""
+    for node in (test, *_all(test)):
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo):
+            names = [dotted_name(n) or "" for n in (node.left, *_all(node.left)) if isinstance(n, (cst.Name, cst.Attribute))]
+            if any(STEP_NAMES.search(name.rsplit(".", 1)[-1]) for name in names):
+                return True
+    return False
+
+
+def _all(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    stack = list(children(node))
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(children(current))
+
+
+def in_step_guard(stack: list[cst.CSTNode]) -> bool:
+    """Whether the last node of `stack` runs under a step guard inside the innermost loop."""
+    for i in range(len(stack) - 2, -1, -1):
+        node = stack[i]
+        if isinstance(node, LOOP_TYPES) or isinstance(node, (cst.FunctionDef, cst.Lambda)):
+            return False
+        if isinstance(node, cst.If) and stack[i + 1] is not node.test and is_step_guard(node.test):
+            # Only the `if` body is periodic; an `else:` branch runs on the other steps.
+            return stack[i + 1] is node.body
+    return False
