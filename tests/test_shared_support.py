@@ -124,3 +124,21 @@ def test_first_binding_in_source_order_wins() -> None:
     ctx = Context(cst.parse_module(source), "a.py", source)
     assert ctx.imports.aliases["autocast"] == "torch.amp.autocast"
     assert ctx.imports.aliases["np"] == "numpy"
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("f()", "f(device=d)"),
+        ("f(a, b)", "f(a, b, device=d)"),
+        ("f(a,)", "f(a, device=d,)"),
+        ("f(\n    a,\n    b,\n)", "f(\n    a,\n    b,\n    device=d,\n)"),
+        ("f(\n    a,\n)", "f(\n    a,\n    device=d,\n)"),
+    ],
+)
+def test_with_keyword(source: str, expected: str) -> None:
+    from ptlint.fixes import with_keyword
+
+    call = cst.parse_expression(source)
+    assert isinstance(call, cst.Call)
+    assert cst.Module([]).code_for_node(with_keyword(call, "device", cst.Name("d"))) == expected

@@ -1,0 +1,133 @@
+"""PTL011 empty-cache-in-loop."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from ptlint.facts.imports import dotted_name
+from ptlint.facts.loops import LoopKind
+from ptlint.facts.walk import iter_nodes
+from ptlint.rule import Fix, FixSafety, InsertAfter, Replace, Rule
+
+EMPTY_CACHE = {"torch.cuda.empty_cache", "torch.mps.empty_cache", "torch.xpu.empty_cache", "torch.cuda.memory.empty_cache"}
+PER_STEP = LoopKind.TRAIN | LoopKind.EVAL | LoopKind.DATA
+# Conditions that make the call a reaction to memory pressure, not a per-step habit.
+MEMORY_WORDS = ("mem", "oom", "cache", "alloc", "reserved", "free")
+
+
+class EmptyCacheInLoop(Rule):
+    """`torch.cuda.empty_cache()` on every step of a training, evaluation or data loop.
+
+    ## What it does
+    Flags `torch.cuda.empty_cache()` (also `torch.mps`/`torch.xpu`) that runs unconditionally on
+    every iteration of a loop that trains, evaluates or iterates a DataLoader.
+
+    It stays silent in epoch loops and other loops (over models, configurations or files), under a
+    step guard such as `if step % 100 == 0:`, in `except` handlers (out-of-memory recovery), and
+    under conditions that test memory (`if torch.cuda.memory_reserved() > limit:`).
+
+    ## Why is this bad?
+    `empty_cache()` does not give PyTorch more memory: the caching allocator would have reused
+    those blocks. Releasing them forces `cudaFree` now and `cudaMalloc` again on the next step, and
+    both synchronise the device, so every step pays for allocations that caching exists to avoid.
+    For fragmentation, set `PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True` instead.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        torch.cuda.empty_cache()
+    ```
+
+    ## Use instead
+    ```python
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    torch.cuda.empty_cache()
+    ```
+
+    ## Fix safety
+    Unsafe: the call moves after the loop, so the cache is released once when the loop ends. A job
+    that shares its GPU with other processes may have relied on returning memory every step.
+
+    ## References
+    - [CUDA memory management](https://pytorch.org/docs/stable/notes/cuda.html#memory-management)
+    - [torch.cuda.empty_cache](https://pytorch.org/docs/stable/generated/torch.cuda.empty_cache.html)
+    """
+
+    code = "PTL011"
+    name = "empty-cache-in-loop"
+    message = "`empty_cache()` on every step frees the allocator's cache only to allocate it again; call it after the loop"
+    fix_safety = FixSafety.UNSAFE
+    triggers = ("empty_cache",)
+    contract = "E0"
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.ctx.qualname(node.func) not in EMPTY_CACHE:
+            return
+        loop = self._per_step_loop()
+        if loop is None or self.ctx.in_step_guard() or self._conditional(loop):
+            return
+        line = self.ctx.statement()
+        fix = None
+        if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 and isinstance(line.body[0], cst.Expr):
+            if line.body[0].value is node and self._in_block(loop, line):
+                fix = Fix(
+                    "Move `empty_cache()` after the loop",
+                    FixSafety.UNSAFE,
+                    (Replace(line, cst.RemovalSentinel.REMOVE), InsertAfter(self._anchor(loop), (line,))),  # type: ignore[arg-type]
+                )
+        self.report(node, fix=fix)
+
+    def _per_step_loop(self) -> cst.For | cst.While | None:
+        """The outermost enclosing loop that runs once per step, or None."""
+        for loop in self.ctx.loops():
+            kind = self.ctx.loop_kind(loop)  # type: ignore[arg-type]
+            if kind & PER_STEP and not kind & LoopKind.EPOCH:
+                return loop  # type: ignore[return-value]
+        return None
+
+    def _anchor(self, loop: cst.CSTNode) -> cst.BaseStatement:
+        """Where the moved call goes: after the loop, or after calls already moved there."""
+        index = next(i for i, n in enumerate(self.ctx.stack) if n is loop)
+        body = list(getattr(self.ctx.stack[index - 1], "body", ()))
+        anchor = loop
+        for stmt in body[body.index(loop) + 1:]:
+            if not self._is_empty_cache_line(stmt):
+                break
+            anchor = stmt
+        return anchor  # type: ignore[return-value]
+
+    def _is_empty_cache_line(self, stmt: cst.CSTNode) -> bool:
+        if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+            return False
+        expr = stmt.body[0]
+        return isinstance(expr, cst.Expr) and isinstance(expr.value, cst.Call) and self.ctx.qualname(expr.value.func) in EMPTY_CACHE
+
+    def _conditional(self, loop: cst.CSTNode) -> bool:
+        """Inside an `except` handler or an `if` about memory, below `loop`."""
+        below = self.ctx.stack[next(i for i, n in enumerate(self.ctx.stack) if n is loop):]
+        for node in below:
+            if isinstance(node, (cst.ExceptHandler, cst.ExceptStarHandler)):
+                return True
+            if isinstance(node, (cst.If, cst.While)) and node is not loop and _mentions_memory(node.test):
+                return True
+        return False
+
+    def _in_block(self, loop: cst.CSTNode, line: cst.SimpleStatementLine) -> bool:
+        """`line` sits in an indented block with other statements, so removing it leaves valid code."""
+        index = next(i for i, n in enumerate(self.ctx.stack) if n is line)
+        block = self.ctx.stack[index - 1]
+        return isinstance(block, cst.IndentedBlock) and len(block.body) > 1
+
+
+def _mentions_memory(test: cst.CSTNode) -> bool:
+    for node in (test, *iter_nodes(test, enter_scopes=True)):
+        name = dotted_name(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
+        if name and any(w in name.lower() for w in MEMORY_WORDS):
+            return True
+    return False
