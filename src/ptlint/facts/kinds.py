@@ -138,18 +138,27 @@ def _used_as_module(facts, name: str) -> bool:
     return False
 
 
+_BUSY: set[tuple[int, str]] = set()
+
+
 def _self_attr_is_module(ctx: "Context", attr: str) -> bool:
     cls = ctx.class_info()
     if cls is not None and attr in cls.methods:
         return False
-    if cls is not None:
+    key = (id(cls), attr)
+    if cls is not None and key not in _BUSY:
         init = cls.methods.get("__init__")
         if init is not None:
-            for value in ctx.self_assignments(init, attr):
-                if is_module_constructor(ctx, value):
-                    return True
-                if _is_literal(value):
-                    return False
+            # `self.net = self.net.to(device)` refers to itself: the guard stops the cycle.
+            _BUSY.add(key)
+            try:
+                for value in ctx.self_assignments(init, attr):
+                    if is_module_constructor(ctx, value):
+                        return True
+                    if _is_literal(value):
+                        return False
+            finally:
+                _BUSY.discard(key)
     return conventional_model_name(attr)
 
 
