@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import LoopKind
+from ptlint.facts.loops import LoopKind, bound_in
 from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Fix, FixSafety, InsertBefore, Replace, Rule
 
@@ -89,7 +89,7 @@ class ModuleToDeviceInLoop(Rule):
 
     def _variant(self, loop: cst.For | cst.While, call: cst.Call, receiver: str) -> bool:
         """The receiver or a name in the arguments is bound inside the loop."""
-        bound = _bound_in(loop, self.ctx.statement())
+        bound = bound_in(loop, self.ctx.statement())
         head = receiver.split(".")[0]
         if receiver in bound or (head in bound and head != "self"):
             return True
@@ -135,31 +135,3 @@ class ModuleToDeviceInLoop(Rule):
             FixSafety.SAFE,
             (Replace(line, cst.RemovalSentinel.REMOVE), InsertBefore(loop, (moved,))),  # type: ignore[arg-type]
         )
-
-
-def _bound_in(loop: cst.For | cst.While, skip: cst.CSTNode | None) -> set[str]:
-    """Names and dotted targets assigned in the loop (its targets included), except in `skip`."""
-    bound: set[str] = set()
-    targets: list[cst.CSTNode] = []
-    if isinstance(loop, cst.For):
-        targets.append(loop.target)
-    skipped = {id(n) for n in iter_nodes(skip)} if skip is not None else set()
-    for node in iter_nodes(loop.body, enter_scopes=False):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, cst.Assign):
-            targets.extend(t.target for t in node.targets)
-        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
-            targets.append(node.target)
-        elif isinstance(node, (cst.For, cst.CompFor)):
-            targets.append(node.target)
-        elif isinstance(node, cst.WithItem) and node.asname is not None:
-            targets.append(node.asname.name)
-        elif isinstance(node, cst.NamedExpr):
-            targets.append(node.target)
-    for target in targets:
-        for n in (target, *iter_nodes(target, enter_scopes=False)):
-            name = dotted_name(n) if isinstance(n, (cst.Name, cst.Attribute)) else None
-            if name:
-                bound.add(name)
-    return bound

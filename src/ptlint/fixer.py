@@ -34,8 +34,22 @@ class _Applier(cst.CSTTransformer):
         key = id(original)
         node: Any = self.replace.get(key, updated)
         if key in self.before or key in self.after:
-            return cst.FlattenSentinel([*self.before.get(key, ()), node, *self.after.get(key, ())])
+            before = list(self.before.get(key, ()))
+            if before and isinstance(node, cst.BaseStatement):
+                before[0], node = _take_blank_lines(before[0], node)
+            return cst.FlattenSentinel([*before, node, *self.after.get(key, ())])
         return node
+
+
+def _take_blank_lines(first: cst.BaseStatement, anchor: Any) -> tuple[cst.BaseStatement, Any]:
+    """Blank lines above `anchor` move above the statements inserted before it; its comments stay."""
+    lines = list(getattr(anchor, "leading_lines", ()))
+    count = 0
+    while count < len(lines) and lines[count].comment is None:
+        count += 1
+    if count == 0 or getattr(first, "leading_lines", None):
+        return first, anchor
+    return first.with_changes(leading_lines=lines[:count]), anchor.with_changes(leading_lines=lines[count:])
 
 
 def _extend_unique(target: list[cst.BaseStatement], statements: tuple[cst.BaseStatement, ...]) -> None:
@@ -100,6 +114,7 @@ class FixOutcome:
     text: str
     applied: int = 0
     rounds: int = 0
+    codes: list[str] = field(default_factory=list)  # the rule code of each applied fix
     errors: list[str] = field(default_factory=list)
 
 
@@ -116,6 +131,7 @@ def fix_to_fixed_point(
         if result.module is None:
             break
         fixes = [r.fix for r in result.raws if allowed(r.fix, unsafe)]
+        code_of = {id(r.fix): r.rule.code for r in result.raws if r.fix is not None}
         if not fixes:
             break
         chosen = choose(fixes, result.positions)  # type: ignore[arg-type]
@@ -138,6 +154,7 @@ def fix_to_fixed_point(
             break
         outcome.text = new_text
         outcome.applied += len(chosen)
+        outcome.codes += [code_of[id(fix)] for fix in chosen]
         outcome.rounds += 1
         result = analyze(new_text)
     else:

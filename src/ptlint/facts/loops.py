@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterator
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import children
+from ptlint.facts.walk import children, iter_nodes
 
 if TYPE_CHECKING:
     from ptlint.context import Context
@@ -255,3 +255,31 @@ def in_step_guard(stack: list[cst.CSTNode]) -> bool:
             # Only the `if` body is periodic; an `else:` branch runs on the other steps.
             return stack[i + 1] is node.body
     return False
+
+
+def bound_in(loop: cst.For | cst.While, skip: cst.CSTNode | None) -> set[str]:
+    """Names and dotted targets assigned in the loop (its targets included), except in `skip`."""
+    bound: set[str] = set()
+    targets: list[cst.CSTNode] = []
+    if isinstance(loop, cst.For):
+        targets.append(loop.target)
+    skipped = {id(n) for n in iter_nodes(skip)} if skip is not None else set()
+    for node in iter_nodes(loop.body, enter_scopes=False):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, cst.Assign):
+            targets.extend(t.target for t in node.targets)
+        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
+            targets.append(node.target)
+        elif isinstance(node, (cst.For, cst.CompFor)):
+            targets.append(node.target)
+        elif isinstance(node, cst.WithItem) and node.asname is not None:
+            targets.append(node.asname.name)
+        elif isinstance(node, cst.NamedExpr):
+            targets.append(node.target)
+    for target in targets:
+        for n in (target, *iter_nodes(target, enter_scopes=False)):
+            name = dotted_name(n) if isinstance(n, (cst.Name, cst.Attribute)) else None
+            if name:
+                bound.add(name)
+    return bound
