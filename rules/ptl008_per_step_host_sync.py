@@ -1,0 +1,261 @@
+"""PTL008 per-step-host-sync."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from ptlint.facts.imports import dotted_name
+from ptlint.facts.loops import LoopKind, is_step_guard
+from ptlint.facts.walk import iter_nodes
+from ptlint.rule import Fix, FixSafety, Replace, Rule
+
+SCALAR_METHODS = {"item", "tolist"}
+SCALAR_BUILTINS = {"float", "int"}
+LOG_CALLS = re.compile(r"(^print$|^(logger|logging|log|LOGGER|_logger)\.(info|debug|warning)$|\.set_postfix$|\.set_description$|\.add_scalar$|^wandb\.log$)")
+# Words in a file that show it runs on an accelerator.
+DEVICE_WORDS = ("cuda", "device", ".to(", "accelerator", "mps", "xla")
+
+
+class PerStepHostSync(Rule):
+    """Copying a value to the host on every training step.
+
+    ## What it does
+    Flags `.item()`, `.tolist()`, `float(loss)`/`int(loss)`, and `print(loss)` or f-strings of a loss
+    tensor that run on every step of a training loop (a loop that calls `backward()` and an
+    optimizer's `step()`, directly or through a local helper).
+
+    It stays silent under a step guard (`if step % 100 == 0:`), when the value drives control flow
+    (an `if`, `while` or `assert` that tests it, such as a NaN check or early stopping), at epoch
+    level, outside training loops, and in files that never mention a device (`cuda`, `device`,
+    `.to(`), where every tensor lives on the CPU; set `cpu-only = true` to report those too.
+
+    ## Why is this bad?
+    CUDA runs asynchronously: the host queues kernels and moves on. Reading a value on the host
+    makes it wait until the device has finished every queued kernel, so the next step cannot be
+    queued while this one runs, and the GPU idles between steps. One `.item()` per step for a
+    running loss is enough to lose that overlap.
+
+    ## Example
+    ```python
+    running_loss = 0.0
+    for i, (x, y) in enumerate(loader):
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item()
+    print(running_loss / len(loader))
+    ```
+
+    ## Use instead
+    ```python
+    running_loss = 0.0
+    for i, (x, y) in enumerate(loader):
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.detach()
+    print(float(running_loss) / len(loader))
+    ```
+
+    ## Fix safety
+    Unsafe. Two fixes exist:
+    - An accumulator `total += loss.item()` that starts from a number literal before the loop
+      becomes `total += loss.detach()`, and its reads outside the loop or under a step guard become
+      `float(total)` (or `int(total)` for an integer start). The sum is then taken on the device in
+      the tensor's precision instead of in Python floats, so logged values can differ in the last digits.
+    - A per-step `print(...)` or logger call in an `enumerate` loop is wrapped in
+      `if i % log-every == 0:` (option `log-every`, default 50), so it logs fewer lines.
+    Other reads are reported without a fix.
+
+    ## References
+    - [Performance tuning guide: avoid unnecessary CPU-GPU synchronization](https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html)
+    - [CUDA semantics: asynchronous execution](https://pytorch.org/docs/stable/notes/cuda.html#asynchronous-execution)
+    """
+
+    code = "PTL008"
+    name = "per-step-host-sync"
+    message = "Host sync on every training step; accumulate on the device or read the value every k steps"
+    fix_safety = FixSafety.UNSAFE
+    triggers = (".item(", ".tolist(", "float(", "int(", "print(", "f\"", "f'")
+    options = {"log-every": 50, "cpu-only": False}
+    contract = "E1"
+
+    def __init__(self, ctx, options=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx, options)
+        self._on_device = self.opts["cpu-only"] or any(w in ctx.source for w in DEVICE_WORDS)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self._on_device:
+            return
+        kind = self._sync_kind(node)
+        if kind is None:
+            return
+        loop = self._train_loop()
+        if loop is None or self.ctx.in_step_guard() or self._drives_control_flow(node):
+            return
+        if kind == "log" and any(self._sync_kind(n) for n in iter_nodes(node) if isinstance(n, cst.Call)):
+            return  # the read inside the log call is reported itself
+        self.report(node, fix=self._fix(node, loop, kind))
+
+    def visit_FormattedStringExpression(self, node: cst.FormattedStringExpression) -> None:
+        if not self._on_device or not isinstance(node.expression, cst.Name) or not self._is_loss(node.expression):
+            return
+        loop = self._train_loop()
+        if loop is None or self.ctx.in_step_guard() or self._drives_control_flow(node):
+            return
+        self.report(node)
+
+    # --- what is a sync ---
+
+    def _sync_kind(self, call: cst.Call) -> str | None:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in SCALAR_METHODS and not call.args:
+            return "read"
+        name = dotted_name(func)
+        if name in SCALAR_BUILTINS and len(call.args) == 1 and isinstance(call.args[0].value, cst.Name):
+            return "read" if self._is_loss(call.args[0].value) else None
+        if name == "print" and any(isinstance(a.value, cst.Name) and self._is_loss(a.value) for a in call.args):
+            return "log"
+        return None
+
+    def _is_loss(self, name: cst.Name) -> bool:
+        """A tensor that the loop calls `backward()` on, or that comes from a criterion or torch call."""
+        loop = self._train_loop()
+        if loop is None:
+            return False
+        for node in iter_nodes(loop):
+            if (
+                isinstance(node, cst.Call)
+                and isinstance(node.func, cst.Attribute)
+                and node.func.attr.value == "backward"
+                and dotted_name(node.func.value) == name.value
+            ):
+                return True
+        return False
+
+    # --- where ---
+
+    def _train_loop(self) -> cst.For | cst.While | None:
+        loops = self.ctx.loops()
+        if not loops:
+            return None
+        innermost = loops[-1]
+        kind = self.ctx.loop_kind(innermost)  # type: ignore[arg-type]
+        return innermost if kind & LoopKind.TRAIN and not kind & LoopKind.EPOCH else None  # type: ignore[return-value]
+
+    def _drives_control_flow(self, node: cst.CSTNode) -> bool:
+        stack = self.ctx.stack
+        for i in range(len(stack) - 2, -1, -1):
+            parent, child = stack[i], stack[i + 1]
+            if isinstance(parent, (cst.If, cst.While)) and child is parent.test:
+                return True
+            if isinstance(parent, (cst.Assert, cst.Raise, cst.IfExp)):
+                return True
+            if isinstance(parent, (cst.For, cst.While, cst.FunctionDef)):
+                break
+        line = self.ctx.statement()
+        target = _assigned_name(line)
+        if target is None:
+            return False
+        loop = self._train_loop()
+        for test in _tests(loop):
+            if any(isinstance(n, cst.Name) and n.value == target for n in (test, *iter_nodes(test))):
+                return True
+        return False
+
+    # --- fixes ---
+
+    def _fix(self, call: cst.Call, loop: cst.For | cst.While, kind: str) -> Fix | None:
+        line = self.ctx.statement()
+        if kind == "read":
+            return self._accumulator_fix(call, loop, line)
+        return self._guard_fix(loop, line)
+
+    def _accumulator_fix(self, call: cst.Call, loop: cst.For | cst.While, line: cst.CSTNode | None) -> Fix | None:
+        """`total += loss.item()` -> `total += loss.detach()`, reads -> `float(total)`."""
+        if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+            return None
+        aug = line.body[0]
+        func = call.func
+        if not (
+            isinstance(aug, cst.AugAssign)
+            and isinstance(aug.operator, cst.AddAssign)
+            and aug.value is call
+            and isinstance(aug.target, cst.Name)
+            and isinstance(func, cst.Attribute)
+            and func.attr.value == "item"
+        ):
+            return None
+        total = aug.target.value
+        facts = self.ctx.scope_facts()
+        start = [b for b in facts.bindings_of(total) if b.kind == "assign" and not facts.contains(loop, b.stmt)]
+        if len(start) != 1 or not isinstance(start[0].value, (cst.Integer, cst.Float)):
+            return None
+        convert = "int" if isinstance(start[0].value, cst.Integer) else "float"
+        edits: list = [Replace(call, cst.Call(func=cst.Attribute(value=func.value, attr=cst.Name("detach"))))]
+        for use in facts.uses.get(total, ()):
+            node = use.node
+            if self._is_update_or_reset(node, total, loop, facts):
+                continue
+            if facts.contains(loop, node) and not _guarded_in(loop, node, facts):
+                return None  # read on every step: the sync would only move
+            edits.append(Replace(node, cst.Call(func=cst.Name(convert), args=[cst.Arg(cst.Name(total))])))
+        return Fix("Accumulate on the device", FixSafety.UNSAFE, tuple(edits))
+
+    def _is_update_or_reset(self, node: cst.CSTNode, total: str, loop: cst.CSTNode, facts) -> bool:  # type: ignore[no-untyped-def]
+        for stmt in iter_nodes(loop):
+            if isinstance(stmt, cst.AugAssign) and stmt.target is node:
+                return True
+        return False
+
+    def _guard_fix(self, loop: cst.For | cst.While, line: cst.CSTNode | None) -> Fix | None:
+        """Wrap a per-step log statement in `if i % log_every == 0:`."""
+        if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1 or not isinstance(line.body[0], cst.Expr):
+            return None
+        if not isinstance(loop, cst.For) or not _is_enumerate(loop.iter):
+            return None
+        target = loop.target
+        index = target.elements[0].value if isinstance(target, cst.Tuple) and target.elements else None
+        if not isinstance(index, cst.Name) or self.ctx.statement() is not line:
+            return None
+        guard = cst.If(
+            test=cst.parse_expression(f"{index.value} % {int(self.opts['log-every'])} == 0"),
+            body=cst.IndentedBlock(body=[line.with_changes(leading_lines=())]),
+            leading_lines=line.leading_lines,
+        )
+        return Fix("Log every k steps", FixSafety.UNSAFE, (Replace(line, guard),))
+
+
+def _assigned_name(line: cst.CSTNode | None) -> str | None:
+    if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1:
+        small = line.body[0]
+        if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+            return small.targets[0].target.value
+    return None
+
+
+def _tests(loop: cst.CSTNode | None) -> list[cst.CSTNode]:
+    if loop is None:
+        return []
+    out: list[cst.CSTNode] = []
+    for node in iter_nodes(loop, enter_scopes=False):
+        if isinstance(node, (cst.If, cst.While)):
+            out.append(node.test)
+        elif isinstance(node, cst.Assert):
+            out.append(node.test)
+    return out
+
+
+def _guarded_in(loop: cst.CSTNode, node: cst.CSTNode, facts) -> bool:  # type: ignore[no-untyped-def]
+    """`node` sits in the body of a step guard inside `loop`."""
+    for stmt in iter_nodes(loop, enter_scopes=False):
+        if isinstance(stmt, cst.If) and is_step_guard(stmt.test):
+            if any(n is node for n in iter_nodes(stmt.body, enter_scopes=True)):
+                return True
+    return False
+
+
+def _is_enumerate(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Call) and dotted_name(expr.func) == "enumerate"
