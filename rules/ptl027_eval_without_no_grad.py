@@ -1,0 +1,195 @@
+"""PTL027 eval-without-no-grad."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from ptlint.facts.imports import dotted_name
+from ptlint.facts.walk import iter_nodes
+from ptlint.fixes import add_import
+from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
+
+EVAL_NAME = re.compile(r"^_*(val|valid|validate|validation|eval|evaluate|evaluation|predict|prediction|inference|infer|test)(_|$)", re.I)
+# Anything that needs gradients: saliency maps, adversarial examples, training.
+NEEDS_GRAD = {"backward", "grad", "requires_grad_", "retain_grad", "step", "zero_grad", "manual_backward", "register_hook"}
+TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$")
+
+
+class EvalWithoutNoGrad(Rule):
+    """Evaluation that records the autograd graph.
+
+    ## What it does
+    Flags evaluation code that calls a model while gradients are on: a function named like
+    `validate`, `evaluate`, `predict`, `test` or `inference`, or one that calls `model.eval()`, and
+    module-level loops that run after `model.eval()`, when no `torch.no_grad()` or
+    `torch.inference_mode()` covers the model call.
+
+    A function recognised by its name alone is reported only when it calls the model once per
+    batch, in a loop or comprehension; a single forward pass in a smoke test is not reported.
+
+    It stays silent when the code needs gradients (`backward()`, `torch.autograd.grad`,
+    `requires_grad_()`, `requires_grad=True`, hooks: saliency maps, adversarial examples), in
+    LightningModule methods (Lightning disables gradients in its loops), in pytest tests, and
+    when the function is decorated with `@torch.no_grad()`, `@torch.inference_mode()` or a
+    project wrapper whose name says so (`@smart_inference_mode()`).
+
+    ## Why is this bad?
+    Every forward pass with gradients on records the graph and keeps each layer's activations
+    alive until the outputs are freed. Evaluation never calls `backward()`, so that memory and the
+    time spent recording are wasted, and results kept across batches hold their whole graph:
+    peak memory grows and large batches run out of memory.
+
+    ## Example
+    ```python
+    def validate(model, loader):
+        model.eval()
+        return [model(x).argmax(1) for x, _ in loader]
+    ```
+
+    ## Use instead
+    ```python
+    @torch.no_grad()
+    def validate(model, loader):
+        model.eval()
+        return [model(x).argmax(1) for x, _ in loader]
+    ```
+
+    ## Fix safety
+    Unsafe: the function gets `@torch.no_grad()` (a module-level loop is wrapped in
+    `with torch.no_grad():`). Tensors it returns then have `requires_grad=False`, which breaks a
+    caller that differentiates through them.
+
+    ## References
+    - [Performance tuning guide: disable gradient calculation for validation or inference](https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html)
+    - [Autograd mechanics: locally disabling gradient computation](https://pytorch.org/docs/stable/notes/autograd.html#locally-disabling-gradient-computation)
+    """
+
+    code = "PTL027"
+    name = "eval-without-no-grad"
+    message = "Evaluation runs the model with gradients on; wrap it in `torch.no_grad()`"
+    fix_safety = FixSafety.UNSAFE
+    triggers = ("eval", "val", "predict", "test", "infer")
+    contract = "E0"
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if self._skip_path() or self.ctx.function() is not node:
+            return
+        name = node.name.value
+        evaluates = bool(EVAL_NAME.match(name)) and not name.startswith("test_")
+        if not (evaluates or _calls_eval(node.body)):
+            return
+        info = self.ctx.class_info()
+        if info is not None and info.is_lightning:
+            return
+        if any(self._no_grad_decorator(d.decorator) for d in node.decorators) or _needs_grad(node):
+            return
+        call = self._unguarded_model_call(node.body)
+        if call is None or (not _calls_eval(node.body) and not self._in_loop(node, call)):
+            return
+        decorator = cst.Decorator(decorator=cst.parse_expression(f"{self._no_grad()}()"))
+        edits: list[Edit] = [Replace(node, node.with_changes(decorators=[decorator, *node.decorators]))]
+        edits.extend(self._import())
+        self.report(call, fix=Fix("Decorate with `@torch.no_grad()`", FixSafety.UNSAFE, tuple(edits)))
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if self._skip_path():
+            return
+        mode = None
+        for stmt in node.body:
+            for n in _calls(stmt):
+                name = n.func.attr.value if isinstance(n.func, cst.Attribute) else None  # type: ignore[attr-defined]
+                if name == "eval" and not n.args:  # type: ignore[attr-defined]
+                    mode = "eval"
+                elif name == "train":
+                    mode = "train"
+            if mode == "eval" and isinstance(stmt, (cst.For, cst.While)) and not _needs_grad(stmt):
+                call = self._unguarded_model_call(stmt.body)
+                if call is not None:
+                    wrapped = cst.With(
+                        items=[cst.WithItem(cst.parse_expression(f"{self._no_grad()}()"))],
+                        body=cst.IndentedBlock(body=[stmt.with_changes(leading_lines=())]),
+                        leading_lines=stmt.leading_lines,
+                    )
+                    edits: list[Edit] = [Replace(stmt, wrapped), *self._import()]
+                    self.report(call, fix=Fix("Wrap the loop in `torch.no_grad()`", FixSafety.UNSAFE, tuple(edits)))
+
+    # --- helpers ---
+
+    def _no_grad_decorator(self, expr: cst.BaseExpression) -> bool:
+        """`@torch.no_grad()`, and project wrappers such as `@smart_inference_mode()`."""
+        if self.ctx.is_no_grad(expr):
+            return True
+        target = expr.func if isinstance(expr, cst.Call) else expr
+        name = (dotted_name(target) or "").rsplit(".", 1)[-1].lower()
+        return "no_grad" in name or "inference_mode" in name
+
+    def _in_loop(self, func: cst.FunctionDef, call: cst.Call) -> bool:
+        """The call runs once per batch: inside a loop or a comprehension of `func`."""
+        stack: list[tuple[cst.CSTNode, bool]] = [(func.body, False)]
+        while stack:
+            node, looped = stack.pop()
+            if node is call:
+                return looped
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                continue
+            looped = looped or isinstance(node, (cst.For, cst.While, cst.ListComp, cst.GeneratorExp, cst.DictComp, cst.SetComp))
+            stack.extend((child, looped) for child in node.children)
+        return False
+
+    def _skip_path(self) -> bool:
+        return bool(TEST_PATH.search(self.ctx.path.replace("\\", "/")))
+
+    def _no_grad(self) -> str:
+        return self.ctx.torch_name("torch.no_grad")
+
+    def _import(self) -> tuple[Edit, ...]:
+        if self._no_grad().split(".")[0] in self.ctx.imports.aliases:
+            return ()
+        return add_import(self.ctx, "import torch")
+
+    def _unguarded_model_call(self, body: cst.CSTNode) -> cst.Call | None:
+        """The first call of a model in `body` that no `no_grad` block covers."""
+        stack: list[tuple[cst.CSTNode, bool]] = [(body, False)]
+        while stack:
+            node, guarded = stack.pop()
+            if isinstance(node, cst.With) and any(self.ctx.is_no_grad(i.item) for i in node.items):
+                guarded = True
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+                continue
+            if not guarded and isinstance(node, cst.Call) and self._is_model_call(node):
+                return node
+            stack.extend((child, guarded) for child in reversed(list(node.children)))
+        return None
+
+    def _is_model_call(self, call: cst.Call) -> bool:
+        func = call.func
+        if isinstance(func, cst.Name):
+            return func.value in {"model", "net", "network", "classifier", "encoder", "decoder"} or (
+                self.ctx.is_module_expr(func) and func.value not in self.ctx.classes
+            )
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            return func.attr.value in {"model", "net", "network", "backbone", "encoder", "decoder", "classifier"}
+        return False
+
+
+def _calls(node: cst.CSTNode) -> list[cst.Call]:
+    return [n for n in (node, *iter_nodes(node)) if isinstance(n, cst.Call)]
+
+
+def _calls_eval(body: cst.CSTNode) -> bool:
+    return any(isinstance(c.func, cst.Attribute) and c.func.attr.value == "eval" and not c.args for c in _calls(body))
+
+
+def _needs_grad(node: cst.CSTNode) -> bool:
+    for n in iter_nodes(node, enter_scopes=True):
+        if isinstance(n, cst.Attribute) and n.attr.value in NEEDS_GRAD:
+            return True
+        if isinstance(n, cst.Name) and n.value in {"requires_grad", "enable_grad", "set_grad_enabled"}:
+            return True
+        if isinstance(n, cst.Arg) and n.keyword is not None and n.keyword.value == "requires_grad":
+            return True
+        if isinstance(n, cst.Call) and dotted_name(n.func) in {"grad", "vjp", "jacobian", "hessian"}:
+            return True
+    return False
