@@ -18,7 +18,7 @@ class SchedulerBeforeOptimizerStep(Rule):
 
     ## What it does
     Flags a learning-rate scheduler's `step()` that comes before the optimizer's `step()` in the
-    same block of statements. Steps in different blocks (an epoch loop and a batch loop, or an
+    same block of statements, with no optimizer step before it in that block. Steps in different blocks (an epoch loop and a batch loop, or an
     optimizer step under an accumulation `if`) are not compared, and `scheduler.step(metric)`
     (ReduceLROnPlateau) is not reported.
 
@@ -68,13 +68,17 @@ class SchedulerBeforeOptimizerStep(Rule):
 
     def _check(self, body: tuple[cst.BaseStatement, ...] | list) -> None:
         pending: list[cst.SimpleStatementLine] = []
+        stepped = False
         for stmt in body:
             receiver = _step_receiver(stmt)
             if receiver is None:
                 continue
-            if self._is_scheduler(receiver) and not _step_args(stmt):
-                pending.append(stmt)
-            elif pending and self._is_optimizer(receiver):
+            if self._is_scheduler(receiver):
+                # After some optimizer's step (several models: `opt_a; sched_a; opt_b; sched_b`) it is in order.
+                if not stepped and not _step_args(stmt):
+                    pending.append(stmt)
+            elif self._is_optimizer(receiver):
+                stepped = True
                 for early in pending:
                     edits = (Replace(early, cst.RemovalSentinel.REMOVE), InsertAfter(stmt, (early,)))
                     call = early.body[0].value  # type: ignore[attr-defined]
