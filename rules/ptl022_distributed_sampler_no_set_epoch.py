@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
+from ptlint.facts.loops import shallow_nodes
 from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, Fix, FixSafety, InsertBefore, Replace, Rule
 
@@ -105,7 +106,7 @@ class DistributedSamplerNoSetEpoch(Rule):
     def _loaders_iterated(self, loop: cst.For) -> list[cst.Name]:
         """Names iterated by inner loops, or passed to a local helper that loops."""
         found: list[cst.Name] = []
-        for n in _outside_inner_loops(loop.body):
+        for n in shallow_nodes(loop.body):
             if isinstance(n, cst.For):
                 it = n.iter
                 while isinstance(it, cst.Call) and dotted_name(it.func) in WRAPPERS and it.args:
@@ -164,18 +165,3 @@ class DistributedSamplerNoSetEpoch(Rule):
         call = cst.parse_statement(f"{receiver}.set_epoch({epoch})")
         edits.append(InsertBefore(loop.body.body[0], (call,)))
         return Fix("Call `set_epoch` at the start of each epoch", FixSafety.SAFE, tuple(edits))
-
-
-def _outside_inner_loops(body: cst.CSTNode) -> list[cst.CSTNode]:
-    """Nodes of `body`, entering no nested loop or function (nested loops themselves are included)."""
-    out: list[cst.CSTNode] = []
-    stack = list(body.children)
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        if isinstance(node, (cst.For, cst.While, cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            if isinstance(node, cst.For):
-                out.extend(node.iter.children)
-            continue
-        stack.extend(node.children)
-    return out

@@ -283,3 +283,19 @@ def bound_in(loop: cst.For | cst.While, skip: cst.CSTNode | None) -> set[str]:
             if name:
                 bound.add(name)
     return bound
+
+
+def shallow_nodes(body: cst.CSTNode) -> list[cst.CSTNode]:
+    """Nodes of `body` outside nested loops and functions; nested loops and their iterables are included."""
+    out: list[cst.CSTNode] = []
+    stack = list(children(body))
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if isinstance(node, (cst.For, cst.While, cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            if isinstance(node, cst.For):
+                out.append(node.iter)
+                out.extend(iter_nodes(node.iter))
+            continue
+        stack.extend(children(node))
+    return out
