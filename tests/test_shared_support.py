@@ -142,3 +142,13 @@ def test_with_keyword(source: str, expected: str) -> None:
     call = cst.parse_expression(source)
     assert isinstance(call, cst.Call)
     assert cst.Module([]).code_for_node(with_keyword(call, "device", cst.Name("d"))) == expected
+
+
+def test_insert_after_a_removed_import() -> None:
+    # add_import anchors on the last import, which remove_unused_import drops in the same fix.
+    source = "import torch\nfrom torch.autograd import Variable\nx = Variable(torch.ones(1))\n"
+
+    def build(ctx: Context, module: cst.Module) -> list:
+        return [*_unwrap_calls("Variable")(ctx, module), *add_import(ctx, "import os")]
+
+    assert _apply(source, build) == "import torch\nimport os\nx = torch.ones(1)\n"

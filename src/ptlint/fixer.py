@@ -37,7 +37,9 @@ class _Applier(cst.CSTTransformer):
             before = list(self.before.get(key, ()))
             if before and isinstance(node, cst.BaseStatement):
                 before[0], node = _take_blank_lines(before[0], node)
-            return cst.FlattenSentinel([*before, node, *self.after.get(key, ())])
+            kept = [node] if not isinstance(node, cst.RemovalSentinel) else []
+            statements = [*before, *kept, *self.after.get(key, ())]
+            return cst.FlattenSentinel(statements) if statements else cst.RemovalSentinel.REMOVE
         return node
 
 
