@@ -16,7 +16,8 @@ SAVE = 'import torch\nmodel = torch.nn.Linear(2, 2)\ntorch.save(model, "m.pt"){}
 
 
 def codes(source: str) -> list[tuple[int, int, str]]:
-    return [(f.start.line, f.start.column, f.code) for f in lint_text(source).findings]
+    # PTL100 (stale noqa codes such as the PTL001 below) has its own tests in test_noqa_extra.py.
+    return [(f.start.line, f.start.column, f.code) for f in lint_text(source).findings if f.code != "PTL100"]
 
 
 @pytest.mark.parametrize(

@@ -24,15 +24,29 @@ class Suppressions:
 
     lines: dict[int, set[str]] = field(default_factory=dict)
     file: set[str] = field(default_factory=set)
+    # (line, code) pairs of line comments that suppressed a finding, for PTL100 unused-noqa.
+    used: set[tuple[int, str]] = field(default_factory=set)
 
     def suppresses(self, code: str, first: int, last: int) -> bool:
         if ALL in self.file or code in self.file:
             return True
+        hit = False
         for line in {first, last}:
             codes = self.lines.get(line)
             if codes is not None and (ALL in codes or code in codes):
-                return True
-        return False
+                self.used.add((line, code))
+                hit = True
+        return hit
+
+
+def line_directive(line: str) -> re.Match[str] | None:
+    """The `# noqa[: CODES]` match that counts for `line` (the first one, as suppression reads it)."""
+    return _LINE_RE.search(line)
+
+
+def codes_in(text: str) -> list[re.Match[str]]:
+    """The code matches in a directive's code list, in order."""
+    return list(_CODE_RE.finditer(text))
 
 
 def parse_suppressions(source: str) -> Suppressions:

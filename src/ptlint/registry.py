@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ptlint.rule import FixSafety, Rule
+from ptlint.unused_noqa import UnusedNoqaRule
 
 
 class SyntaxErrorRule(Rule):
@@ -68,7 +69,7 @@ def _rules_package() -> ModuleType:
 def all_rules() -> tuple[type[Rule], ...]:
     """Every rule class, sorted by code; PTL000 first."""
     package = _rules_package()
-    found: dict[str, type[Rule]] = {SyntaxErrorRule.code: SyntaxErrorRule}
+    found: dict[str, type[Rule]] = {SyntaxErrorRule.code: SyntaxErrorRule, UnusedNoqaRule.code: UnusedNoqaRule}
     for info in pkgutil.iter_modules(package.__path__):
         if info.name.startswith("_"):
             continue
