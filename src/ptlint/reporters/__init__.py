@@ -8,7 +8,7 @@ from typing import Callable
 
 from ptlint.rule import Finding
 
-FORMATS = ("full", "concise", "json")
+FORMATS = ("full", "concise", "json", "github", "sarif", "junit", "gitlab")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,38 @@
+"""GitHub Actions workflow commands: one `::error` annotation per finding."""
+
+from __future__ import annotations
+
+from ptlint.reporters import RunInfo
+from ptlint.rule import Finding
+
+
+def escape_data(text: str) -> str:
+    """Escape a command's message the way the Actions runner decodes it."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a property value: the message escapes plus `:` and `,`."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(f: Finding) -> str:
+    props = [("file", f.path)]
+    message = f.message
+    if f.cell is None:
+        props += [
+            ("line", str(f.start.line)),
+            ("col", str(f.start.column)),
+            ("endLine", str(f.end.line)),
+            ("endColumn", str(f.end.column)),
+        ]
+    else:
+        # Lines count from the top of a notebook cell, not of the .ipynb file: say so in the message.
+        message = f"cell {f.cell}:{f.start.line}:{f.start.column}: {message}"
+    props.append(("title", f"{f.code} ({f.name})"))
+    head = ",".join(f"{key}={escape_property(value)}" for key, value in props)
+    return f"::error {head}::{escape_data(message)}"
+
+
+def render(findings: list[Finding], run: RunInfo) -> str:
+    return "".join(annotation(f) + "\n" for f in findings)

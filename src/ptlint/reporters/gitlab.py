@@ -1,0 +1,49 @@
+"""GitLab Code Quality: a JSON list of issues with stable fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from typing import Any
+
+from ptlint.reporters import RunInfo
+from ptlint.rule import Finding
+
+
+def line_text(f: Finding) -> str:
+    """The finding's first line, stripped (from the context lines the runner attaches)."""
+    for number, text in f.lines or []:
+        if number == f.start.line:
+            return text.strip()
+    return ""
+
+
+def fingerprint(f: Finding, occurrence: int) -> str:
+    """A hash of path, cell, code and the line's text (not its number), so moving code keeps it.
+
+    `occurrence` tells apart identical lines with the same code in one file.
+    """
+    key = "\0".join([f.path, str(f.cell or ""), f.code, line_text(f), str(occurrence)])
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def render(findings: list[Finding], run: RunInfo) -> str:
+    seen: Counter[tuple[str, int | None, str, str]] = Counter()
+    issues: list[dict[str, Any]] = []
+    for f in findings:
+        key = (f.path, f.cell, f.code, line_text(f))
+        seen[key] += 1
+        description = f"{f.code} {f.message}"
+        if f.cell is not None:
+            description = f"cell {f.cell}, line {f.start.line}: {description}"
+        issues.append(
+            {
+                "description": description,
+                "check_name": f.code,
+                "fingerprint": fingerprint(f, seen[key]),
+                "severity": "critical" if f.code == "PTL000" else "major",
+                "location": {"path": f.path, "lines": {"begin": f.start.line, "end": f.end.line}},
+            }
+        )
+    return json.dumps(issues, indent=2) + "\n"
