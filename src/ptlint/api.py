@@ -9,6 +9,7 @@ from ptlint.engine import Analysis, analyze, parse
 from ptlint.fixer import edits_for, fix_to_fixed_point
 from ptlint.registry import all_rules
 from ptlint.rule import Finding, Rule
+from ptlint.textfiles import is_plain, lint_plain
 
 
 @dataclass
@@ -19,6 +20,7 @@ class TextResult:
     text: str
     fixed: int = 0
     errors: list[str] = field(default_factory=list)
+    fixed_codes: list[str] = field(default_factory=list)  # the rule code of each applied fix
 
     @property
     def changed(self) -> bool:
@@ -51,18 +53,21 @@ def lint_text(
 ) -> TextResult:
     """Lint `text`; with `fix`, apply fixes to a fixed point and report what remains."""
     chosen = list(rules) if rules is not None else list(all_rules())
+    if is_plain(path):  # a shell script, Makefile, YAML or Markdown file: never parsed as Python
+        findings, final, codes = lint_plain(text, path, chosen, fix, unsafe)
+        return TextResult(findings, final, len(codes), [], codes)
 
     def run(t: str) -> Analysis:
         return analyze(t, path, chosen, options, settings)
 
     if fix:
         outcome, result = fix_to_fixed_point(text, run, unsafe, parses)
-        final, fixed, errors = outcome.text, outcome.applied, outcome.errors
+        final, fixed, errors, codes = outcome.text, outcome.applied, outcome.errors, outcome.codes
     else:
-        result, final, fixed, errors = run(text), text, 0, []
+        result, final, fixed, errors, codes = run(text), text, 0, [], []
     errors = errors + result.errors
     if with_edits and result.module is not None:
         for raw, finding in zip(result.raws, [f for f in result.findings if f.code != "PTL000"]):
             if raw.fix is not None:
                 finding.edits = edits_for(result.module, raw.fix, final)
-    return TextResult(sorted(result.findings, key=Finding.sort_key), final, fixed, errors)
+    return TextResult(sorted(result.findings, key=Finding.sort_key), final, fixed, errors, codes)

@@ -84,8 +84,8 @@ class Finding:
     cell: int | None = None
     lines: list[tuple[int, str]] | None = None
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.start.line, self.start.column, self.code)
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        return (self.path, self.cell or 0, self.start.line, self.start.column, self.code)
 
 
 @dataclass
@@ -118,6 +118,13 @@ class Rule:
     options: ClassVar[dict[str, Any]] = {}
     # The verifier's contract for the rule's fix: E0, E1, E2 or E3 (see the catalog).
     contract: ClassVar[str] = ""
+    # File-name globs of non-Python files (`*.sh`, `Makefile`) that `check_text` checks line by line.
+    text_globs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def check_text(cls, text: str, path: str) -> list[Any]:
+        """`ptlint.textfiles.TextHit`s for a non-Python file matching `text_globs`."""
+        return []
 
     def __init__(self, ctx: "Context", options: dict[str, Any] | None = None) -> None:
         self.ctx = ctx
