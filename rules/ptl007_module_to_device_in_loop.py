@@ -5,12 +5,12 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import LoopKind, bound_in
+from ptlint.facts.loops import bound_in
 from ptlint.facts.walk import iter_nodes
-from ptlint.rule import Fix, FixSafety, InsertBefore, Replace, Rule
+from ptlint.fixes import move_statement
+from ptlint.rule import Fix, FixSafety, Rule
 
 MOVES = {"to", "cuda", "cpu", "half", "float", "double", "bfloat16"}
-PER_STEP = LoopKind.TRAIN | LoopKind.EVAL | LoopKind.DATA
 
 
 class ModuleToDeviceInLoop(Rule):
@@ -69,17 +69,10 @@ class ModuleToDeviceInLoop(Rule):
         receiver = dotted_name(func.value)
         if receiver is None or not self.ctx.is_module_expr(func.value):
             return
-        loop = self._per_step_loop()
+        loop = self.ctx.per_step_loop()
         if loop is None or self._guarded(loop) or self._variant(loop, node, receiver) or self._offloads(loop, node, receiver):
             return
         self.report(node, fix=self._hoist(loop, node, receiver))
-
-    def _per_step_loop(self) -> cst.For | cst.While | None:
-        for loop in self.ctx.loops():
-            kind = self.ctx.loop_kind(loop)  # type: ignore[arg-type]
-            if kind & PER_STEP and not kind & LoopKind.EPOCH:
-                return loop  # type: ignore[return-value]
-        return None
 
     def _below(self, loop: cst.CSTNode) -> list[cst.CSTNode]:
         return self.ctx.stack[next(i for i, n in enumerate(self.ctx.stack) if n is loop) + 1:]
@@ -123,15 +116,6 @@ class ModuleToDeviceInLoop(Rule):
             and len(small.targets) == 1
             and dotted_name(small.targets[0].target) == receiver
         )
-        index = next(i for i, n in enumerate(self.ctx.stack) if n is line)
-        block = self.ctx.stack[index - 1]
-        if not (plain or rebind) or not isinstance(block, cst.IndentedBlock) or len(block.body) < 2:
-            return None
-        if self.ctx.stack[index - 2] is not loop:
-            return None  # only statements directly in the loop body move
-        moved = line  # its comments move with it
-        return Fix(
-            "Move the model before the loop",
-            FixSafety.SAFE,
-            (Replace(line, cst.RemovalSentinel.REMOVE), InsertBefore(loop, (moved,))),  # type: ignore[arg-type]
-        )
+        # Only statements directly in the loop body move, with their comments.
+        edits = move_statement(self.ctx, line, loop, parent=loop) if plain or rebind else None
+        return Fix("Move the model before the loop", FixSafety.SAFE, edits) if edits else None

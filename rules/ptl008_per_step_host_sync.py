@@ -7,7 +7,7 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import LoopKind, is_step_guard
+from ptlint.facts.loops import is_step_guard
 from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
@@ -92,7 +92,7 @@ class PerStepHostSync(Rule):
         kind = self._sync_kind(node)
         if kind is None:
             return
-        loop = self._train_loop()
+        loop = self.ctx.train_loop()
         if loop is None or self.ctx.in_step_guard() or self._drives_control_flow(node):
             return
         if kind == "log" and any(self._sync_kind(n) for n in iter_nodes(node) if isinstance(n, cst.Call)):
@@ -102,7 +102,7 @@ class PerStepHostSync(Rule):
     def visit_FormattedStringExpression(self, node: cst.FormattedStringExpression) -> None:
         if not self._on_device or not isinstance(node.expression, cst.Name) or not self._is_loss(node.expression):
             return
-        loop = self._train_loop()
+        loop = self.ctx.train_loop()
         if loop is None or self.ctx.in_step_guard() or self._drives_control_flow(node):
             return
         self.report(node)
@@ -122,7 +122,7 @@ class PerStepHostSync(Rule):
 
     def _is_loss(self, name: cst.Name) -> bool:
         """A tensor that the loop calls `backward()` on, or that comes from a criterion or torch call."""
-        loop = self._train_loop()
+        loop = self.ctx.train_loop()
         if loop is None:
             return False
         for node in iter_nodes(loop):
@@ -136,14 +136,6 @@ class PerStepHostSync(Rule):
         return False
 
     # --- where ---
-
-    def _train_loop(self) -> cst.For | cst.While | None:
-        loops = self.ctx.loops()
-        if not loops:
-            return None
-        innermost = loops[-1]
-        kind = self.ctx.loop_kind(innermost)  # type: ignore[arg-type]
-        return innermost if kind & LoopKind.TRAIN and not kind & LoopKind.EPOCH else None  # type: ignore[return-value]
 
     def _drives_control_flow(self, node: cst.CSTNode) -> bool:
         stack = self.ctx.stack
@@ -159,7 +151,7 @@ class PerStepHostSync(Rule):
         target = _assigned_name(line)
         if target is None:
             return False
-        loop = self._train_loop()
+        loop = self.ctx.train_loop()
         for test in _tests(loop):
             if any(isinstance(n, cst.Name) and n.value == target for n in (test, *iter_nodes(test))):
                 return True

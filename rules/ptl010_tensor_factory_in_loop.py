@@ -5,12 +5,12 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import LoopKind, bound_in
+from ptlint.facts.loops import bound_in
 from ptlint.facts.walk import iter_nodes
-from ptlint.rule import Fix, FixSafety, InsertBefore, Replace, Rule
+from ptlint.fixes import move_statement
+from ptlint.rule import Fix, FixSafety, Rule
 
 FACTORIES = {"tensor", "as_tensor", "zeros", "ones", "full", "arange", "eye", "linspace", "logspace"}
-PER_STEP = LoopKind.TRAIN | LoopKind.EVAL | LoopKind.DATA
 MUTATORS = {"append", "extend", "insert", "pop", "remove", "update", "clear", "setdefault", "add", "discard", "sort", "reverse"}
 # Uses of the result that keep it beyond the step or change it.
 STORING = {"append", "extend", "insert", "add", "put", "setdefault", "update", "register_buffer"}
@@ -71,7 +71,7 @@ class TensorFactoryInLoop(Rule):
         module, _, name = qualified.rpartition(".")
         if module != "torch" or name not in FACTORIES:
             return
-        loop = self._per_step_loop()
+        loop = self.ctx.per_step_loop()
         if loop is None or any(a.star or (a.keyword and a.keyword.value == "out") for a in node.args):
             return
         line = self.ctx.statement()
@@ -83,14 +83,6 @@ class TensorFactoryInLoop(Rule):
         if target is None and not self._consumed(node):
             return
         self.report(node, fix=self._hoist(loop, line, target))
-
-    def _per_step_loop(self) -> cst.For | cst.While | None:
-        loops = self.ctx.loops()
-        for loop in loops:
-            kind = self.ctx.loop_kind(loop)  # type: ignore[arg-type]
-            if kind & PER_STEP and not kind & LoopKind.EPOCH:
-                return loop  # type: ignore[return-value]
-        return None
 
     def _variant(self, loop: cst.For | cst.While, call: cst.Call, line: cst.CSTNode | None) -> bool:
         bound = bound_in(loop, line if _assigned_name(line, call) else None)
@@ -135,17 +127,10 @@ class TensorFactoryInLoop(Rule):
         return isinstance(parent, (cst.Arg, cst.BinaryOperation, cst.Comparison, cst.ComparisonTarget))
 
     def _hoist(self, loop: cst.For | cst.While, line: cst.CSTNode | None, target: str | None) -> Fix | None:
-        if target is None or not isinstance(line, cst.SimpleStatementLine):
+        if target is None or line is None:
             return None
-        index = next(i for i, n in enumerate(self.ctx.stack) if n is line)
-        block = self.ctx.stack[index - 1]
-        if self.ctx.stack[index - 2] is not loop or not isinstance(block, cst.IndentedBlock) or len(block.body) < 2:
-            return None
-        return Fix(
-            "Create the tensor once before the loop",
-            FixSafety.UNSAFE,
-            (Replace(line, cst.RemovalSentinel.REMOVE), InsertBefore(loop, (line,))),  # type: ignore[arg-type]
-        )
+        edits = move_statement(self.ctx, line, loop, parent=loop)
+        return Fix("Create the tensor once before the loop", FixSafety.UNSAFE, edits) if edits else None
 
 
 def _assigned_name(line: cst.CSTNode | None, call: cst.Call) -> str | None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import LoopKind
 from ptlint.facts.walk import iter_nodes
-from ptlint.rule import Fix, FixSafety, InsertAfter, Replace, Rule
+from ptlint.fixes import move_statement
+from ptlint.rule import Fix, FixSafety, Rule
 
 EMPTY_CACHE = {"torch.cuda.empty_cache", "torch.mps.empty_cache", "torch.xpu.empty_cache", "torch.cuda.memory.empty_cache"}
-PER_STEP = LoopKind.TRAIN | LoopKind.EVAL | LoopKind.DATA
 # Conditions that make the call a reaction to memory pressure, not a per-step habit.
 MEMORY_WORDS = ("mem", "oom", "cache", "alloc", "reserved", "free")
 
@@ -69,27 +68,16 @@ class EmptyCacheInLoop(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if self.ctx.qualname(node.func) not in EMPTY_CACHE:
             return
-        loop = self._per_step_loop()
+        loop = self.ctx.per_step_loop()
         if loop is None or self.ctx.in_step_guard() or self._conditional(loop):
             return
         line = self.ctx.statement()
         fix = None
         if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 and isinstance(line.body[0], cst.Expr):
-            if line.body[0].value is node and self._in_block(loop, line):
-                fix = Fix(
-                    "Move `empty_cache()` after the loop",
-                    FixSafety.UNSAFE,
-                    (Replace(line, cst.RemovalSentinel.REMOVE), InsertAfter(self._anchor(loop), (line,))),  # type: ignore[arg-type]
-                )
+            edits = move_statement(self.ctx, line, self._anchor(loop), after=True) if line.body[0].value is node else None
+            if edits:
+                fix = Fix("Move `empty_cache()` after the loop", FixSafety.UNSAFE, edits)
         self.report(node, fix=fix)
-
-    def _per_step_loop(self) -> cst.For | cst.While | None:
-        """The outermost enclosing loop that runs once per step, or None."""
-        for loop in self.ctx.loops():
-            kind = self.ctx.loop_kind(loop)  # type: ignore[arg-type]
-            if kind & PER_STEP and not kind & LoopKind.EPOCH:
-                return loop  # type: ignore[return-value]
-        return None
 
     def _anchor(self, loop: cst.CSTNode) -> cst.BaseStatement:
         """Where the moved call goes: after the loop, or after calls already moved there."""
@@ -117,12 +105,6 @@ class EmptyCacheInLoop(Rule):
             if isinstance(node, (cst.If, cst.While)) and node is not loop and _mentions_memory(node.test):
                 return True
         return False
-
-    def _in_block(self, loop: cst.CSTNode, line: cst.SimpleStatementLine) -> bool:
-        """`line` sits in an indented block with other statements, so removing it leaves valid code."""
-        index = next(i for i, n in enumerate(self.ctx.stack) if n is line)
-        block = self.ctx.stack[index - 1]
-        return isinstance(block, cst.IndentedBlock) and len(block.body) > 1
 
 
 def _mentions_memory(test: cst.CSTNode) -> bool:

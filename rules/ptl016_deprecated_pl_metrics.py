@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from ptlint.fixes import add_import, remove_unused_import
+from ptlint.fixes import add_import, name_uses, remove_unused_import
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, Fix, FixSafety, InsertAfter, InsertBefore, Replace, Rule
@@ -208,7 +208,7 @@ class DeprecatedPlMetrics(Rule):
             new, kind = table[old]
             local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else old
             if kind == TASK:
-                for use in _uses(module, local):
+                for use in name_uses(module, local):
                     call = _call_of(module, use)
                     task = _task_edit(call, functional=table is FUNCTIONS) if call is not None else None
                     if task is None:
@@ -236,22 +236,6 @@ def _merge(inserts: tuple[Edit, ...], removals: tuple[Edit, ...]) -> tuple[Edit,
         else:
             out.append(rem)
     return (*inserts, *out)
-
-
-def _uses(module: cst.Module, local: str) -> list[cst.Name]:
-    """Loads of the bare name `local` outside imports, attribute names and keywords."""
-    skip: set[int] = set()
-    found = []
-    for n in iter_nodes(module, enter_scopes=True):
-        if isinstance(n, (cst.Import, cst.ImportFrom)):
-            skip.update(id(x) for x in iter_nodes(n, enter_scopes=True))
-        elif isinstance(n, cst.Attribute):
-            skip.add(id(n.attr))
-        elif isinstance(n, cst.Arg) and n.keyword is not None:
-            skip.add(id(n.keyword))
-        elif isinstance(n, cst.Name) and n.value == local and id(n) not in skip:
-            found.append(n)
-    return found
 
 
 def _call_of(module: cst.Module, func: cst.CSTNode) -> cst.Call | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import LoopKind
 from ptlint.facts.walk import iter_nodes
 from ptlint.rule import FixSafety, Rule
 
@@ -68,7 +67,7 @@ class TensorTruthinessInLoop(Rule):
         self._check(node.test)
 
     def visit_While(self, node: cst.While) -> None:
-        if self._train_loop(outside=node) is not None:
+        if self.ctx.train_loop(skip=node) is not None:
             self._check(node.test, outside=node)
 
     def visit_Assert(self, node: cst.Assert) -> None:
@@ -77,21 +76,14 @@ class TensorTruthinessInLoop(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         nonzero = (isinstance(func, cst.Attribute) and func.attr.value == "nonzero") or self.ctx.qualname(func) == "torch.nonzero"
-        if nonzero and self._train_loop() is not None and not self.ctx.in_step_guard():
+        if nonzero and self.ctx.train_loop() is not None and not self.ctx.in_step_guard():
             self.report(node, "`nonzero()` has a data-dependent size, so it waits for the device on every training step")
 
     def _check(self, test: cst.BaseExpression, outside: cst.CSTNode | None = None) -> None:
-        loop = self._train_loop(outside)
+        loop = self.ctx.train_loop(skip=outside)
         if loop is None or self.ctx.in_step_guard() or not self._tensor_valued(test, loop):
             return
         self.report(test)
-
-    def _train_loop(self, outside: cst.CSTNode | None = None) -> cst.For | cst.While | None:
-        loops = [lp for lp in self.ctx.loops() if lp is not outside]
-        if not loops:
-            return None
-        kind = self.ctx.loop_kind(loops[-1])  # type: ignore[arg-type]
-        return loops[-1] if kind & LoopKind.TRAIN and not kind & LoopKind.EPOCH else None  # type: ignore[return-value]
 
     def _tensor_valued(self, test: cst.BaseExpression, loop: cst.CSTNode) -> bool:
         losses = _backward_names(loop)

@@ -192,6 +192,22 @@ class Context:
         index = next((i for i, n in enumerate(self.stack) if n is loop), len(self.stack))
         return self._loops.kind(loop, self.stack[:index])
 
+    def per_step_loop(self) -> cst.For | cst.While | None:
+        """The outermost enclosing loop that runs once per step (TRAIN, EVAL or DATA, not EPOCH)."""
+        for loop in self.loops():
+            kind = self.loop_kind(loop)  # type: ignore[arg-type]
+            if kind & loops.PER_STEP and not kind & loops.LoopKind.EPOCH:
+                return loop  # type: ignore[return-value]
+        return None
+
+    def train_loop(self, skip: cst.CSTNode | None = None) -> cst.For | cst.While | None:
+        """The innermost enclosing loop (other than `skip`) when it is a TRAIN loop and not an EPOCH loop."""
+        enclosing = [loop for loop in self.loops() if loop is not skip]
+        if not enclosing:
+            return None
+        kind = self.loop_kind(enclosing[-1])  # type: ignore[arg-type]
+        return enclosing[-1] if kind & loops.LoopKind.TRAIN and not kind & loops.LoopKind.EPOCH else None  # type: ignore[return-value]
+
     def in_step_guard(self) -> bool:
         """Whether the current node runs only every k-th step (`if step % k == 0:`) in its loop."""
         return loops.in_step_guard(self.stack)

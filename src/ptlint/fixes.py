@@ -55,7 +55,7 @@ def add_import(ctx: "Context", code: str) -> tuple[Edit, ...]:
     return ()
 
 
-def _uses(module: cst.Module, local: str) -> list[cst.Name]:
+def name_uses(module: cst.Module, local: str) -> list[cst.Name]:
     """Every load of the bare name `local` outside import statements (over-counting is safe)."""
     found: list[cst.Name] = []
     skip: set[int] = set()
@@ -95,7 +95,7 @@ def remove_unused_import(ctx: "Context", local: str, rewritten: Iterable[cst.CST
     for root in rewritten:
         inside.add(id(root))
         inside.update(id(n) for n in iter_nodes(root, enter_scopes=True))
-    if any(id(use) not in inside for use in _uses(ctx.module, local)) or _mentioned_in_strings(ctx.module, local):
+    if any(id(use) not in inside for use in name_uses(ctx.module, local)) or _mentioned_in_strings(ctx.module, local):
         return ()
     line = _statement_of(ctx.module, node)
     if line is None or _has_comment(line):
@@ -157,3 +157,23 @@ def with_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression) -> cst
         args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
         args.append(new)
     return call.with_changes(args=args)
+
+
+def move_statement(
+    ctx: "Context", line: cst.CSTNode, anchor: cst.BaseStatement, after: bool = False, parent: cst.CSTNode | None = None
+) -> tuple[Edit, ...] | None:
+    """Edits that move the statement `line` (on `ctx.stack`) before or after `anchor`, comments included.
+
+    None when removing `line` would empty its block, or when `parent` is given and `line` is not
+    directly in `parent`'s body.
+    """
+    index = next((i for i, n in enumerate(ctx.stack) if n is line), None)
+    if index is None or index < 2 or not isinstance(line, cst.BaseStatement):
+        return None
+    block = ctx.stack[index - 1]
+    if not isinstance(block, cst.IndentedBlock) or len(block.body) < 2:
+        return None
+    if parent is not None and ctx.stack[index - 2] is not parent:
+        return None
+    insert = InsertAfter(anchor, (line,)) if after else InsertBefore(anchor, (line,))
+    return (Replace(line, cst.RemovalSentinel.REMOVE), insert)  # type: ignore[arg-type]

@@ -43,6 +43,10 @@ class LoopKind(enum.Flag):
     DATA = enum.auto()
 
 
+# Loops whose body runs once per step.
+PER_STEP = LoopKind.TRAIN | LoopKind.EVAL | LoopKind.DATA
+
+
 def _body_nodes(node: cst.CSTNode, into_loops: bool) -> Iterator[cst.CSTNode]:
     """Nodes below `node` in the same function; nested loops are skipped unless asked."""
     stack = list(children(node))
