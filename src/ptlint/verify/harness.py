@@ -1,0 +1,158 @@
+"""`ptlint verify`: make the variants, run them in worker processes, judge them by contract."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ptlint.runner import display_path
+from ptlint.verify.compare import FAIL, SKIP, Verdict, judge
+from ptlint.verify.pool import Pool, TorchMissing, probe
+from ptlint.verify.scenario import Fixer, Scenario, Variants, builtin, default_fixer, make_variants, user
+
+DEFAULT_TIMEOUT = 120  # seconds per variant
+PIP_HINT = "torch is not installed; `ptlint verify` needs it: pip install 'ptlint[verify]'"
+
+
+@dataclass
+class Row:
+    """One scenario on one device."""
+
+    name: str
+    rule_name: str
+    device: str
+    contract: str
+    verdict: str
+    reason: str
+    scenario: str
+    applied: list[str] = field(default_factory=list)
+    bad: dict[str, Any] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    rows: list[Row]
+    device: str
+    env: dict[str, Any]
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.verdict == FAIL for r in self.rows)
+
+
+def torch_installed() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ValueError, ImportError):
+        return False
+
+
+def _skip(scenario: Scenario, device: str, reason: str) -> Row:
+    return Row(scenario.name, scenario.rule_name, device, scenario.contract, SKIP, reason, display_path(scenario.path))
+
+
+def needs_skip(scenario: Scenario, device: str, env: dict[str, Any]) -> str | None:
+    """Why the scenario cannot run here: NEEDS is "cuda", "2gpus" or a module name, or a tuple of them."""
+    needs = scenario.decl.get("needs") or ()
+    for need in (needs,) if isinstance(needs, str) else tuple(needs):
+        if need == "cuda" and not device.startswith("cuda"):
+            return "needs CUDA"
+        if need == "2gpus" and (not device.startswith("cuda") or int(env.get("gpus", 0)) < 2):
+            return "needs 2 GPUs"
+        if need not in ("cuda", "2gpus") and not _importable(str(need)):
+            return f"needs {need} (not installed)"
+    return None
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def verify(
+    codes: Sequence[str] = (),
+    device: str = "cpu",
+    steps: int | None = None,
+    scenario_paths: Sequence[Path] = (),
+    fixer: Fixer = default_fixer,
+    jobs: int = 2,
+    timeout: int = DEFAULT_TIMEOUT,
+) -> Outcome:
+    """Verify the scenarios of `codes` (all fixable rules when neither codes nor scenarios are given)."""
+    if not torch_installed():
+        raise TorchMissing(PIP_HINT)
+    scenarios: list[Scenario] = []
+    missing: list[str] = []
+    if codes or not scenario_paths:
+        scenarios, missing = builtin(codes)
+    scenarios += [user(Path(p)) for p in scenario_paths]
+    with tempfile.TemporaryDirectory(prefix="ptlint-verify-") as tmp:
+        root = Path(tmp)
+        env = {"torch": _torch_version()} if device == "cpu" else probe(_probe_job(root, timeout))
+        if env.get("status") in ("crashed", "timeout", "error"):
+            raise TorchMissing(f"{PIP_HINT} ({env.get('error')})")
+        resolved = ("cuda" if env.get("cuda") else "cpu") if device == "auto" else device
+        rows: list[Row | None] = []
+        work: list[tuple[int, Scenario, Variants]] = []
+        for i, sc in enumerate(scenarios):
+            folder = root / f"s{i}"
+            reason = needs_skip(sc, resolved, env)
+            if resolved.startswith("cuda") and not env.get("cuda"):
+                reason = "CUDA is not available"
+            if reason:
+                rows.append(_skip(sc, resolved, reason))
+                continue
+            variants = make_variants(sc, folder, fixer)
+            if variants.error:
+                rows.append(Row(sc.name, sc.rule_name, resolved, sc.contract, FAIL, variants.error,
+                                display_path(sc.path), variants.applied))
+                continue
+            rows.append(None)
+            work.append((i, sc, variants))
+        job_list = []
+        for i, sc, variants in work:
+            werror = sc.contract == "E3"
+            for kind, path in (("bad", variants.bad), ("fixed", variants.fixed)):
+                folder = path.parent
+                job_list.append({
+                    "path": str(path), "device": resolved, "steps": steps, "werror": werror, "timeout": timeout,
+                    "out": str(folder / "answer.json"), "log": str(folder / "log.txt"), "cwd": str(folder),
+                })
+        with Pool(jobs) as pool:
+            answers = pool.map(job_list) if job_list else []
+    for n, (i, sc, variants) in enumerate(work):
+        bad, fixed = answers[2 * n], answers[2 * n + 1]
+        verdict: Verdict = judge(sc.contract, sc.decl, resolved, bad, fixed)
+        rows[i] = Row(sc.name, sc.rule_name, resolved, sc.contract, verdict.verdict, verdict.reason,
+                      display_path(sc.path), variants.applied, bad, fixed)
+    for code in missing:
+        rows.append(Row(code, "", resolved, "", FAIL, f"no verify scenario in fixtures/{code}/verify/", ""))
+    return Outcome([r for r in rows if r is not None], resolved, env, missing)
+
+
+def _torch_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "?"
+
+
+def _probe_job(root: Path, timeout: int) -> dict[str, Any]:
+    folder = root / "probe"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"probe": True, "out": str(folder / "answer.json"), "log": str(folder / "log.txt"),
+            "cwd": str(folder), "timeout": timeout}
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
