@@ -54,13 +54,25 @@ def test_compat_guard(source: str, expected: str | None) -> None:
 
 
 def test_torch_pin_from_project_files(tmp_path: Path) -> None:
-    (tmp_path / "requirements.txt").write_text("numpy\ntorch>=1.13.1\ntorchvision==0.14\n")
-    (tmp_path / "pyproject.toml").write_text('[project]\ndependencies = ["torch ~= 2.1"]\n')
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "requirements.txt").write_text("numpy\ntorch>=1.13.1\ntorchvision==0.14\n")
+    (project / "pyproject.toml").write_text('[project]\ndependencies = ["torch ~= 2.1"]\n')
     versions.project_pin.cache_clear()
-    assert versions.target_torch("", tmp_path) == ((1, 13), "the project's torch pin")
-    assert versions.target_torch("2.4", tmp_path) == ((2, 4), "target-torch-version")
-    assert versions.target_torch("", tmp_path / "nowhere") == ((2, 6), "the default target")
+    versions.project_root.cache_clear()
+    checked = project / "src" / "train.py"
+    assert versions.target_torch("", checked) == ((1, 13), "the project's torch pin")
+    assert versions.target_torch("2.4", checked) == ((2, 4), "target-torch-version")
     assert versions.pin_in_text("pytorch-lightning>=2.0\nmytorch==1.0\n") is None
+
+
+def test_optional_extras_are_not_pins(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\ndependencies = ["numpy"]\n[project.optional-dependencies]\nverify = ["torch>=2.0"]\n'
+    )
+    versions.project_pin.cache_clear()
+    versions.project_root.cache_clear()
+    assert versions.project_pin(tmp_path) is None
 
 
 def _apply(source: str, build) -> str:

@@ -221,7 +221,8 @@ class Context:
     def target_torch(self) -> tuple[tuple[int, int], str]:
         """The torch (major, minor) the project targets, and where that came from."""
         configured = getattr(self.settings, "target_torch_version", "") or ""
-        return versions.target_torch(configured, getattr(self.settings, "root", None))
+        known = self.path not in ("", "-", "<string>") and not self.path.startswith("<")
+        return versions.target_torch(configured, self.path if known else None)
 
     def reaching(self, name: cst.Name) -> Binding | None:
         """The binding of `name` that reaches it in the current scope."""
