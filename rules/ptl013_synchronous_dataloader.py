@@ -7,7 +7,8 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.fixes import add_import, with_keyword
+from ptlint.callargs import append_keyword
+from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
 
 LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
@@ -126,14 +127,14 @@ class SynchronousDataLoader(Rule):
         if workers is not None:
             new = new.with_changes(args=[a.with_changes(value=count) if a is workers else a for a in new.args])
         else:
-            new = with_keyword(new, "num_workers", count)
+            new = append_keyword(new, "num_workers", count)
         keywords = {a.keyword.value for a in call.args if a.keyword is not None}
         if "pin_memory" not in keywords and "cuda" in self.ctx.source:
             available = self.ctx.torch_name("torch.cuda.is_available")
-            new = with_keyword(new, "pin_memory", cst.parse_expression(f"{available}()"))
+            new = append_keyword(new, "pin_memory", cst.parse_expression(f"{available}()"))
             if available.split(".")[0] not in self.ctx.imports.aliases:
                 edits.extend(add_import(self.ctx, "import torch"))
         if "persistent_workers" not in keywords:
-            new = with_keyword(new, "persistent_workers", cst.Name("True"))
+            new = append_keyword(new, "persistent_workers", cst.Name("True"))
         edits.insert(0, Replace(call, new))
         return Fix("Load batches in worker processes", FixSafety.UNSAFE, tuple(edits))

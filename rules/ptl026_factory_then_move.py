@@ -7,7 +7,7 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.fixes import with_keyword
+from ptlint.callargs import append_keyword
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 DETERMINISTIC = {"zeros", "ones", "full", "empty", "arange", "eye", "tensor", "as_tensor", "linspace", "logspace"}
@@ -80,9 +80,9 @@ class FactoryThenMove(Rule):
         device, dtype = target
         if dtype is not None and any(a.keyword and a.keyword.value == "dtype" for a in factory.args):
             return
-        new = with_keyword(factory, "device", device)
+        new = append_keyword(factory, "device", device)
         if dtype is not None:
-            new = with_keyword(new, "dtype", dtype)
+            new = append_keyword(new, "dtype", dtype)
         safety = FixSafety.UNSAFE if name in RANDOM else FixSafety.SAFE
         message = self.message
         if safety is FixSafety.UNSAFE:

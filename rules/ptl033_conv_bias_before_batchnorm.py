@@ -8,7 +8,7 @@ import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.walk import iter_nodes
-from ptlint.fixes import with_keyword
+from ptlint.callargs import append_keyword
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 CONV = re.compile(r"^torch\.nn\.(modules\.conv\.)?Conv(Transpose)?([123])d$")
@@ -103,7 +103,7 @@ class ConvBiasBeforeBatchNorm(Rule):
         if id(conv) in self._seen:
             return
         self._seen.add(id(conv))
-        new = with_keyword(conv, "bias", cst.Name("False"))
+        new = append_keyword(conv, "bias", cst.Name("False"))
         self.report(conv, fix=Fix("Pass `bias=False`", FixSafety.UNSAFE, (Replace(conv, new),)))
 
 

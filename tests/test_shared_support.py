@@ -148,12 +148,12 @@ def test_first_binding_in_source_order_wins() -> None:
         ("f(\n    a,\n)", "f(\n    a,\n    device=d,\n)"),
     ],
 )
-def test_with_keyword(source: str, expected: str) -> None:
-    from ptlint.fixes import with_keyword
+def test_append_keyword(source: str, expected: str) -> None:
+    from ptlint.callargs import append_keyword
 
     call = cst.parse_expression(source)
     assert isinstance(call, cst.Call)
-    assert cst.Module([]).code_for_node(with_keyword(call, "device", cst.Name("d"))) == expected
+    assert cst.Module([]).code_for_node(append_keyword(call, "device", cst.Name("d"))) == expected
 
 
 def test_insert_after_a_removed_import() -> None:

@@ -132,33 +132,6 @@ def _block_of(module: cst.Module, line: cst.SimpleStatementLine) -> tuple[cst.CS
     return None
 
 
-def with_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression) -> cst.Call:
-    """`call` with `keyword=value` appended, following the call's layout (one line or one arg per line)."""
-    new = cst.Arg(
-        keyword=cst.Name(keyword),
-        value=value,
-        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
-    )
-    args = list(call.args)
-    if not args:
-        return call.with_changes(args=[new])
-    last = args[-1]
-    if isinstance(last.comma, cst.Comma):
-        # A trailing comma: the new argument takes it over, and the old last one gets a separator.
-        if len(args) > 1 and isinstance(args[-2].comma, cst.Comma):
-            separator = args[-2].comma
-        elif isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
-            separator = cst.Comma(whitespace_after=call.whitespace_before_args)
-        else:
-            separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-        args[-1] = last.with_changes(comma=separator)
-        args.append(new.with_changes(comma=last.comma))
-    else:
-        args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-        args.append(new)
-    return call.with_changes(args=args)
-
-
 def move_statement(
     ctx: "Context", line: cst.CSTNode, anchor: cst.BaseStatement, after: bool = False, parent: cst.CSTNode | None = None
 ) -> tuple[Edit, ...] | None:
