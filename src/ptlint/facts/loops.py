@@ -71,14 +71,14 @@ def _method(call: cst.Call) -> str | None:
     return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
 
 
-def _is_backward(call: cst.Call) -> bool:
+def is_backward(call: cst.Call) -> bool:
     name = _method(call)
     if name in BACKWARD_CALLS:
         return True
     return dotted_name(call.func) in {"torch.autograd.backward", "autograd.backward"}
 
 
-def _is_optimizer_step(call: cst.Call) -> bool:
+def is_optimizer_step(call: cst.Call) -> bool:
     if _method(call) != "step" or not isinstance(call.func, cst.Attribute):
         return False
     owner = dotted_name(call.func.value) or ""
@@ -199,7 +199,7 @@ class LoopClassifier:
 
 def _trains(nodes: list[cst.CSTNode]) -> bool:
     calls = [n for n in nodes if isinstance(n, cst.Call)]
-    return any(_is_backward(c) for c in calls) and any(_is_optimizer_step(c) for c in calls)
+    return any(is_backward(c) for c in calls) and any(is_optimizer_step(c) for c in calls)
 
 
 def _eval_before(func: cst.FunctionDef, loop: cst.CSTNode) -> bool:
