@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ptlint.facts.imports import ImportMap, dotted_name
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.walk import iter_class_defs, iter_nodes
 
 MODULE_BASES = {
     "torch.nn.Module",
@@ -43,9 +43,7 @@ class ClassInfo:
 def collect_classes(module: cst.Module, imports: ImportMap) -> dict[str, ClassInfo]:
     """All classes of the file by name, with module-ness resolved through in-file bases."""
     infos: dict[str, ClassInfo] = {}
-    for node in iter_nodes(module, enter_scopes=True):
-        if not isinstance(node, cst.ClassDef):
-            continue
+    for node in iter_class_defs(module):
         bases = []
         for arg in node.bases:
             if arg.keyword is None:

@@ -32,31 +32,71 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     return names
 
 
-def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+class _NodeTypes(dict):
+    """type -> whether it is a libcst node; a plain dict lookup avoids the slow ABC isinstance."""
+
+    def __missing__(self, node_type: type) -> bool:
+        answer = self[node_type] = issubclass(node_type, cst.CSTNode)
+        return answer
+
+
+_IS_NODE = _NodeTypes()
+
+
+def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The child nodes of `node` that carry code, in source order."""
-    for name in child_fields(type(node)):
+    out: list[cst.CSTNode] = []
+    is_node = _IS_NODE
+    for name in _FIELDS.get(type(node)) or child_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            yield value
-        elif type(value) is tuple or type(value) is list:
+        kind = type(value)
+        if kind is tuple or kind is list:
             for item in value:
-                if isinstance(item, cst.CSTNode):
-                    yield item
+                if is_node[type(item)]:
+                    out.append(item)
+        elif is_node[kind]:
+            out.append(value)
+    return out
 
 
 SCOPE_TYPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+_SCOPE_NAMES = frozenset(t.__name__ for t in SCOPE_TYPES)
 
 
 def iter_nodes(root: cst.CSTNode, enter_scopes: bool = False) -> Iterator[cst.CSTNode]:
     """Pre-order iteration below `root`; nested functions/classes are skipped unless asked."""
-    stack = list(reversed(list(children(root))))
+    stack = children(root)
+    stack.reverse()
+    scopes = _SCOPE_NAMES
     while stack:
         node = stack.pop()
         yield node
-        if not enter_scopes and isinstance(node, SCOPE_TYPES):
+        if not enter_scopes and type(node).__name__ in scopes:
             continue
-        stack.extend(reversed(list(children(node))))
+        kids = children(node)
+        kids.reverse()
+        stack.extend(kids)
 
 
 def find_all(root: cst.CSTNode, pred: Callable[[cst.CSTNode], bool], enter_scopes: bool = False) -> list[cst.CSTNode]:
     return [n for n in iter_nodes(root, enter_scopes) if pred(n)]
+
+
+# Node types whose children may include statements; a class definition is always a statement.
+_STATEMENT_HOLDERS = frozenset({
+    "Module", "IndentedBlock", "If", "Else", "For", "While", "Try", "TryStar", "ExceptHandler",
+    "ExceptStarHandler", "Finally", "With", "FunctionDef", "ClassDef", "Match", "MatchCase",
+})
+
+
+def iter_class_defs(root: cst.CSTNode) -> Iterator[cst.ClassDef]:
+    """Every class definition below `root` (nested ones too), in source order; expressions are not entered."""
+    stack = [c for c in children(root) if type(c).__name__ in _STATEMENT_HOLDERS]
+    stack.reverse()
+    while stack:
+        node = stack.pop()
+        if type(node).__name__ == "ClassDef":
+            yield node  # type: ignore[misc]
+        kids = [c for c in children(node) if type(c).__name__ in _STATEMENT_HOLDERS]
+        kids.reverse()
+        stack.extend(kids)
