@@ -11,7 +11,7 @@ import click
 
 from ptlint import __version__, cache
 from ptlint.config import ConfigError, Overrides, Resolver, expand
-from ptlint.reporters import FORMATS, RunInfo, renderer
+from ptlint.reporters import FORMATS, RunInfo
 from ptlint.rule import Finding
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def _fail(message: str) -> None:
 
 
 def _use_color() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    """Colour only on a terminal, and never with NO_COLOR set (https://no-color.org) or TERM=dumb."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 class _Group(click.Group):
@@ -55,6 +56,17 @@ def main() -> None:
     """ptlint: find and fix PyTorch anti-patterns."""
 
 
+def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    from ptlint.shard import ShardError, parse
+
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ShardError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
@@ -70,6 +82,13 @@ def main() -> None:
 @click.option("--stdin-filename", help="The file name to report for source read from `-`.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only, no summary.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+@click.option("--force-exclude", is_flag=True, help="Apply exclusions to paths named on the command line too.")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the report to this file.")
+@click.option("--statistics", is_flag=True, help="Print one line per rule: count, code, fixability, name.")
+@click.option("--show-fixes", is_flag=True, help="List the fixes applied and available per file.")
+@click.option("--add-noqa", is_flag=True, help="Add `# noqa: CODE` comments for every finding.")
+@click.option("--exit-non-zero-on-fix", is_flag=True, help="Exit 1 if any fix was applied.")
+@click.option("--shard", callback=_shard_option, help="Check only shard I of N (e.g. 2/4), split by path hash.")
 def check(
     paths: tuple[str, ...],
     fix: bool,
@@ -85,9 +104,16 @@ def check(
     stdin_filename: str | None,
     quiet: bool,
     no_cache: bool,
+    force_exclude: bool,
+    output_file: str | None,
+    statistics: bool,
+    show_fixes: bool,
+    add_noqa: bool,
+    exit_non_zero_on_fix: bool,
+    shard: tuple[int, int] | None,
 ) -> None:
     """Check PATHS (default: the current folder) for PyTorch anti-patterns."""
-    from ptlint import runner
+    from ptlint import output, runner
 
     overrides = Overrides(
         select=_split(select) or None,
@@ -103,39 +129,51 @@ def check(
     mode = runner.Mode(
         fix=fix,
         diff=diff,
-        with_edits=output_format == "json",
-        with_lines=output_format == "full",
+        with_edits=output_format in ("json", "sarif"),
+        with_lines=output_format in ("full", "gitlab"),
         cache_dir=None if no_cache else str(cache.folder().resolve()),
     )
     paths = paths or (".",)
+    if add_noqa and (fix or diff or "-" in paths):
+        _fail("--add-noqa cannot be combined with --fix, --diff or `-` (stdin)")
     reports: list[runner.FileReport] = []
     missing: list[str] = []
     stdin_text = ""
     if "-" in paths:
-        if len(paths) > 1:
-            _fail("`-` (stdin) cannot be combined with other paths")
+        if len(paths) > 1 or shard:
+            _fail("`-` (stdin) cannot be combined with other paths or --shard")
         report, stdin_text = _check_stdin(stdin_filename, resolver, mode)
         reports.append(report)
     else:
-        found = runner.discover(paths, resolver)
+        from ptlint import progress
+
+        found = runner.discover(paths, resolver, force_exclude)
         missing = found.missing
-        reports = runner.run_files(found.files, resolver, mode, jobs or os.cpu_count() or 1)
+        if shard:
+            from ptlint.shard import select_paths
+
+            found.files = select_paths(found.files, shard)
+        with progress.bar(len(found.files), quiet) as advance:
+            reports = runner.run_files(found.files, resolver, mode, jobs or os.cpu_count() or 1, advance)
 
     findings: list[Finding] = sorted((f for r in reports for f in r.findings), key=Finding.sort_key)
     fixed = sum(r.fixed for r in reports)
     for report in reports:
         for warning in report.warnings:
             click.echo(f"ptlint: warning: {warning}", err=True)
+    if add_noqa:
+        output.add_noqa(reports, found.files, findings)
+        sys.exit(EXIT_ERROR if output.print_errors(reports, missing) else EXIT_CLEAN)
     unsafe = resolver.for_path(Path(".") if paths[0] == "-" else Path(paths[0])).unsafe_fixes
     run = RunInfo(
-        unsafe_fixes=unsafe, fixed=fixed if (fix and not diff) else 0, color=_use_color(), show_summary=not quiet and not missing
+        unsafe_fixes=unsafe, fixed=fixed if (fix and not diff) else 0, color=_use_color() and not output_file, show_summary=not quiet and not missing
     )
     if diff:
-        click.echo("".join(r.diff for r in reports), nl=False)
+        output.emit("".join(r.diff for r in reports), output_file)
     elif "-" in paths and fix:
         click.echo(reports[0].fixed_text if reports[0].fixed_text is not None else stdin_text, nl=False)
     else:
-        click.echo(renderer(output_format)(findings, run), nl=False)
+        output.emit(output.report_text(output_format, findings, run, reports, statistics, show_fixes), output_file)
     internal = [e for r in reports for e in r.internal_errors]
     for message in internal:
         click.echo(f"ptlint: error: {message}", err=True)
@@ -146,6 +184,8 @@ def check(
     if diff:
         sys.exit(EXIT_FINDINGS if any(r.diff for r in reports) and not exit_zero else EXIT_CLEAN)
     if findings and not exit_zero:
+        sys.exit(EXIT_FINDINGS)
+    if exit_non_zero_on_fix and run.fixed:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
 
@@ -162,6 +202,12 @@ def _check_stdin(filename: str | None, resolver: Resolver, mode: "runner.Mode") 
         _fail(f"{shown}: cannot decode: {exc}")
     path = Path(filename) if filename else Path("-")
     settings = resolver.for_path(path.parent if filename else Path("."))
+    if filename and filename.lower().endswith(".ipynb"):
+        from ptlint.notebook import check_notebook_text
+
+        report, fixed = check_notebook_text(source.text, shown, settings, mode, path)
+        report.fixed_text = fixed
+        return report, source.text
     return runner.check_text(source.text, shown, settings, mode, path), source.text
 
 
@@ -197,3 +243,41 @@ def clean() -> None:
     """Remove the result cache (.ptlint_cache) of the current folder."""
     removed = cache.clean(cache.folder())
     click.echo("Removed .ptlint_cache" if removed else "No cache to remove")
+
+
+@main.command("merge-reports")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the merged report to this file.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even if the merged report has findings.")
+def merge_reports(reports: tuple[str, ...], output_file: str | None, exit_zero: bool) -> None:
+    """Merge the JSON or SARIF reports of sharded `check --shard I/N` runs into one report."""
+    from ptlint import merge
+
+    try:
+        kind, merged = merge.merge_files([Path(r) for r in reports])
+    except merge.MergeError as exc:
+        _fail(str(exc))
+    text = merge.dumps(merged)
+    if output_file:
+        Path(output_file).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    sys.exit(EXIT_FINDINGS if merge.count_findings(kind, merged) and not exit_zero else EXIT_CLEAN)
+
+
+@main.command()
+@click.argument("codes", nargs=-1)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="auto", show_default=True)
+@click.option("--output-format", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps per scenario (default: each scenario's own).")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False), help="Also write an HTML report to this file.")
+@click.option("--scenario", "scenarios", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Verify your own scenario file (a `run(device)` entry point); repeatable.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Variants run in parallel (default: 2).")
+@click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True, help="Seconds per variant.")
+def verify(codes: tuple[str, ...], device: str, output_format: str, steps: int | None, report_file: str | None,
+           scenarios: tuple[str, ...], jobs: int | None, timeout: int) -> None:
+    """Run each fixable rule's scenario before and after ptlint's fix and check the rule's contract."""
+    from ptlint.verify.cli import main as verify_main
+
+    sys.exit(verify_main(_split(codes), device, output_format, steps, report_file, scenarios, jobs, timeout))

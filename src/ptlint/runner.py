@@ -8,9 +8,9 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-from ptlint import cache
+from ptlint import cache, textfiles
 from ptlint.api import lint_text
 from ptlint.config import Resolver, Settings
 from ptlint.engine import syntax_at
@@ -38,6 +38,7 @@ class FileReport:
     path: str
     findings: list[Finding] = field(default_factory=list)
     fixed: int = 0
+    fixed_codes: list[str] = field(default_factory=list)
     diff: str = ""
     fixed_text: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -59,12 +60,15 @@ def display_path(path: Path | str) -> str:
     return text if rel.startswith("..") else rel
 
 
-def discover(paths: Sequence[str], resolver: Resolver) -> Discovery:
-    """Python files under `paths`, sorted; excluded folders are skipped, explicit files kept."""
+def discover(paths: Sequence[str], resolver: Resolver, force_exclude: bool = False) -> Discovery:
+    """Python files and notebooks under `paths`, sorted; excluded folders are skipped, explicit files
+    kept (unless `force_exclude`)."""
     found: set[Path] = set()
     missing: list[str] = []
     for raw in paths:
         path = Path(raw)
+        if force_exclude and path.exists() and resolver.for_path(path).is_excluded(path):
+            continue
         if path.is_file():
             found.add(path)
         elif path.is_dir():
@@ -81,8 +85,9 @@ def _walk(root: Path, resolver: Resolver) -> Iterator[Path]:
         here = Path(folder)
         settings = resolver.for_path(here)
         dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints" and not settings.is_excluded(here / d))
+        rules = settings.enabled_rules()
         for name in sorted(files):
-            if name.endswith((".py", ".ipynb")):
+            if name.endswith((".py", ".ipynb")) or textfiles.wants(name, rules):
                 full = here / name
                 if full.is_file() and not settings.is_excluded(full):
                     yield full
@@ -116,6 +121,7 @@ def check_text(
             f"{path}: {message}"
         )
     report.fixed = result.fixed
+    report.fixed_codes = result.fixed_codes
     if result.text != text:
         report.fixed_text = result.text
         if mode.diff:
@@ -177,7 +183,9 @@ def check_file(path: Path, settings: Settings, mode: Mode) -> FileReport:
         return FileReport(shown, [_error_finding(shown, f"cannot decode file: {exc}")])
     report = check_text(source.text, shown, settings, mode, path)
     if mode.fix and not mode.diff and report.fixed_text is not None:
-        _write_fix(path, data, source.encode(report.fixed_text), report)
+        if not _write_fix(path, data, source.encode(report.fixed_text), report):
+            # Nothing was written, so the findings are those of the file as it is.
+            report.findings = check_text(source.text, shown, settings, replace(mode, fix=False), path).findings
     report.fixed_text = None
     if entry is not None and not report.internal_errors:
         cache.store(Path(mode.cache_dir), entry, report)  # type: ignore[arg-type]
@@ -187,20 +195,27 @@ def check_file(path: Path, settings: Settings, mode: Mode) -> FileReport:
 def _cache_key(data: bytes, shown: str, path: Path, settings: Settings, mode: Mode) -> str:
     rules = tuple(r.code for r in settings.enabled_rules(path))
     options = sorted((k, sorted(v.items())) for k, v in settings.rule_options.items())
-    torch_target = versions.target_torch(settings.target_torch_version, settings.root)
+    torch_target = versions.target_torch(settings.target_torch_version, path)
     return cache.key(data, shown, rules, options, settings.unsafe_fixes, mode.with_edits, mode.with_lines, torch_target)
 
 
-def _write_fix(path: Path, original: bytes, new: bytes, report: FileReport) -> None:
+def _write_fix(path: Path, original: bytes, new: bytes, report: FileReport) -> bool:
+    """Write a fix unless the file changed on disk since it was read or is read-only; True if written."""
+    problem = None
     try:
         if path.read_bytes() != original:
-            report.warnings.append(f"{report.path}: changed on disk while being checked; not fixed")
-            report.fixed = 0
-            return
-        atomic_write(str(path), new)
+            problem = "changed on disk while being checked; not fixed"
+        elif not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
+            problem = "the file is read-only; not fixed"
+        else:
+            atomic_write(str(path), new)
+            return True
     except OSError as exc:
-        report.warnings.append(f"{report.path}: cannot write the fix: {exc.strerror or exc}")
-        report.fixed = 0
+        problem = f"cannot write the fix: {exc.strerror or exc}"
+    report.warnings.append(f"{report.path}: {problem}")
+    report.fixed = 0
+    report.fixed_codes = []
+    return False
 
 
 def _job(args: tuple[list[tuple[Path, Settings]], Mode]) -> list[FileReport]:
@@ -215,15 +230,26 @@ def _safe_check(path: Path, settings: Settings, mode: Mode) -> FileReport:
         return FileReport(display_path(path), internal_errors=[f"{display_path(path)}: internal error: {exc!r}"])
 
 
-def run_files(files: list[Path], resolver: Resolver, mode: Mode, jobs: int) -> list[FileReport]:
-    """Check `files`, in parallel when it pays off; reports come back sorted by path."""
+def run_files(
+    files: list[Path], resolver: Resolver, mode: Mode, jobs: int, progress: Callable[[int], None] | None = None
+) -> list[FileReport]:
+    """Check `files`, in parallel when it pays off; reports come back sorted by path.
+
+    `progress(n)` is called as each n files are done."""
     work = [(path, resolver.for_path(path)) for path in files]
+    done = progress or (lambda n: None)
+    hits, work = _cache_hits(work, mode)  # answered here, so a warm run starts no workers
+    if hits:
+        done(len(hits))
     if jobs <= 1 or len(work) < 4:
-        reports = [_safe_check(p, s, mode) for p, s in work]
+        reports = hits
+        for p, s in work:
+            reports.append(_safe_check(p, s, mode))
+            done(1)
     else:
         size = max(1, min(16, len(work) // (jobs * 4)))
         chunks = [work[i:i + size] for i in range(0, len(work), size)]
-        reports = []
+        reports = hits
         crashed: list[tuple[Path, Settings]] = []
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [(chunk, pool.submit(_job, (chunk, mode))) for chunk in chunks]
@@ -232,8 +258,32 @@ def run_files(files: list[Path], resolver: Resolver, mode: Mode, jobs: int) -> l
                     reports.extend(future.result())
                 except BrokenProcessPool:
                     crashed.extend(chunk)
+                done(len(chunk))
         reports.extend(_isolated(item, mode) for item in crashed)
     return sorted(reports, key=lambda r: r.path)
+
+
+def _cache_hits(
+    work: list[tuple[Path, Settings]], mode: Mode
+) -> tuple[list[FileReport], list[tuple[Path, Settings]]]:
+    """Reports found in the cache, and the files still to check."""
+    if mode.cache_dir is None or mode.fix or mode.diff:
+        return [], work
+    hits: list[FileReport] = []
+    misses: list[tuple[Path, Settings]] = []
+    root = Path(mode.cache_dir)
+    for path, settings in work:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            misses.append((path, settings))
+            continue
+        cached = cache.load(root, _cache_key(data, display_path(path), path, settings, mode))
+        if isinstance(cached, FileReport):
+            hits.append(cached)
+        else:
+            misses.append((path, settings))
+    return hits, misses
 
 
 def _isolated(item: tuple[Path, Settings], mode: Mode) -> FileReport:
