@@ -104,3 +104,175 @@ def test_a_crashing_worker_does_not_stop_the_run(tmp_path, monkeypatch):
     crash = next(r for r in reports if r.path.endswith("crash.py"))
     assert crash.internal_errors and "the parser crashed on this file" in crash.internal_errors[0]
     assert sum(len(r.findings) for r in reports) == 8
+
+
+# -- cases of issue 10 not covered above ------------------------------------------------------------------
+
+FIX = ("--fix", "--unsafe-fixes", "--no-cache", "--jobs", "1")
+FIXED = BAD.replace("save(model,", "save(model.state_dict(),")
+MESSAGE = "PTL006 `torch.save` pickles a whole nn.Module; save its `state_dict()` instead"
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # A latin-1 file with a coding cookie keeps its encoding (é is one byte, 0xe9).
+        (
+            "# -*- coding: latin-1 -*-\n# café\n".encode("latin-1") + BAD.encode(),
+            "# -*- coding: latin-1 -*-\n# café\n".encode("latin-1") + FIXED.encode(),
+        ),
+        (b"\xef\xbb\xbf" + BAD.encode(), b"\xef\xbb\xbf" + FIXED.encode()),  # UTF-8 BOM
+        (BAD.replace("\n", "\r\n").encode(), FIXED.replace("\n", "\r\n").encode()),  # CRLF
+        (BAD.replace("\n", "\r\n", 1).encode(), FIXED.replace("\n", "\r\n", 1).encode()),  # mixed
+        (
+            b"import torch\nif True:\n\tmodel = torch.nn.Linear(2, 2)\n\ttorch.save(model, 'm')  # tab\n",
+            b"import torch\nif True:\n\tmodel = torch.nn.Linear(2, 2)\n\ttorch.save(model.state_dict(), 'm')  # tab\n",
+        ),
+    ],
+    ids=["latin-1", "bom", "crlf", "mixed-line-endings", "tabs"],
+)
+def test_fix_keeps_encoding_bom_line_endings_and_tabs(tmp_path, before, after):
+    (tmp_path / "a.py").write_bytes(before)
+    assert check_concise(tmp_path, "--no-cache").exit_code == 1
+    result = check_concise(tmp_path, *FIX)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.py").read_bytes() == after
+    assert check_concise(tmp_path, *FIX).exit_code == 0
+    assert (tmp_path / "a.py").read_bytes() == after
+
+
+def test_latin1_without_cookie_is_a_finding(tmp_path):
+    (tmp_path / "a.py").write_bytes("# café\n".encode("latin-1") + BAD.encode())
+    (tmp_path / "z_ok.py").write_text(BAD)
+    result = check_concise(tmp_path, "--no-cache")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "a.py:1:1: PTL000 cannot decode file: not valid utf-8 (byte 0xe9 at offset 5) and no coding declaration",
+        PTL006_LINE,
+    ]
+
+
+def test_five_megabyte_file(tmp_path):
+    data = "DATA = '''\n" + ("x" * 79 + "\n") * 65536 + "'''\n"  # 5 MiB of a string literal
+    path = tmp_path / "a.py"
+    path.write_text(BAD + data)
+    assert path.stat().st_size > 5 * 2**20
+    (tmp_path / "z_ok.py").write_text(BAD)
+    result = check_concise(tmp_path, "--no-cache", "--jobs", "1")
+    assert result.output.splitlines() == [f"a.py:3:12: {MESSAGE}", PTL006_LINE]
+    assert check_concise(tmp_path, *FIX).exit_code == 0
+    assert path.read_text() == FIXED + data
+
+
+def test_file_deleted_before_it_is_read(tmp_path, monkeypatch):
+    from ptlint import runner
+
+    (tmp_path / "a.py").write_text(BAD)
+    (tmp_path / "z_ok.py").write_text(BAD)
+    real = runner.discover
+
+    def discover_then_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real(*args, **kwargs)
+        (tmp_path / "a.py").unlink()
+        return found
+
+    monkeypatch.setattr(runner, "discover", discover_then_delete)
+    result = check_concise(tmp_path, "--no-cache", "--jobs", "1")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["a.py:1:1: PTL000 cannot read file: it no longer exists", PTL006_LINE]
+
+
+def _during_check(monkeypatch, action):  # type: ignore[no-untyped-def]
+    """Run `action(path)` after a file was read and before its fix is written."""
+    from ptlint import runner
+
+    real = runner.check_text
+    done: list[str] = []
+
+    def check_then_act(text, path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        report = real(text, path, *args, **kwargs)
+        if path.endswith("a.py") and not done:
+            done.append(path)
+            action(path)
+        return report
+
+    monkeypatch.setattr(runner, "check_text", check_then_act)
+
+
+def test_file_changed_between_read_and_write_is_not_overwritten(tmp_path, monkeypatch):
+    newer = BAD + "# edited by someone else meanwhile\n"
+    (tmp_path / "a.py").write_text(BAD)
+    (tmp_path / "z_ok.py").write_text(BAD)
+    _during_check(monkeypatch, lambda path: open(path, "w").write(newer))
+    result = check_concise(tmp_path, *FIX)
+    assert (tmp_path / "a.py").read_text() == newer
+    assert (tmp_path / "z_ok.py").read_text() == FIXED
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "ptlint: warning: a.py: changed on disk while being checked; not fixed",
+        f"a.py:3:12: {MESSAGE.replace('PTL006', 'PTL006 [*]')}",
+    ]
+
+
+def test_file_deleted_between_read_and_write_is_not_recreated(tmp_path, monkeypatch):
+    (tmp_path / "a.py").write_text(BAD)
+    (tmp_path / "z_ok.py").write_text(BAD)
+    _during_check(monkeypatch, os.unlink)
+    result = check_concise(tmp_path, *FIX)
+    assert not (tmp_path / "a.py").exists()
+    assert (tmp_path / "z_ok.py").read_text() == FIXED
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        "ptlint: warning: a.py: cannot write the fix: No such file or directory",
+        f"a.py:3:12: {MESSAGE.replace('PTL006', 'PTL006 [*]')}",
+    ]
+
+
+def test_read_only_file_is_not_fixed(tmp_path):
+    path = tmp_path / "a.py"
+    path.write_text(BAD)
+    path.chmod(0o444)
+    (tmp_path / "z_ok.py").write_text(BAD)
+    result = check_concise(tmp_path, *FIX)
+    assert path.read_text() == BAD
+    assert (tmp_path / "z_ok.py").read_text() == FIXED
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "ptlint: warning: a.py: the file is read-only; not fixed",
+        f"a.py:3:12: {MESSAGE.replace('PTL006', 'PTL006 [*]')}",
+    ]
+
+
+def test_read_only_folder_is_not_fixed(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "a.py").write_text(BAD)
+    folder.chmod(0o555)
+    try:
+        result = check_concise(tmp_path, *FIX)
+        if os.access(folder, os.W_OK):  # root writes anyway; then the fix must simply be right
+            assert (folder / "a.py").read_text() == FIXED
+            return
+        assert (folder / "a.py").read_text() == BAD
+        assert result.exit_code == 1
+        assert result.output.splitlines()[0] == "ptlint: warning: ro/a.py: cannot write the fix: Permission denied"
+    finally:
+        folder.chmod(0o755)
+
+
+def test_unreadable_file_even_as_root(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    (tmp_path / "a.py").write_text(BAD)
+    (tmp_path / "z_ok.py").write_text(BAD)
+    real = Path.read_bytes
+
+    def read_bytes(self):  # type: ignore[no-untyped-def]
+        if self.name == "a.py":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = check_concise(tmp_path, "--no-cache", "--jobs", "1")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["a.py:1:1: PTL000 cannot read file: Permission denied", PTL006_LINE]
