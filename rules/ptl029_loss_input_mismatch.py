@@ -135,19 +135,10 @@ class LossInputMismatch(Rule):
             return func
         value: cst.CSTNode | None = None
         if isinstance(func, cst.Name):
-            value = self._bound_value(func)
+            value = self.ctx.assigned_value(func)
         elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
             value = self._self_attr(func.attr.value)
         return value if isinstance(value, cst.Call) else None
-
-    def _bound_value(self, name: cst.Name) -> cst.CSTNode | None:
-        binding = self.ctx.reaching(name)
-        if binding is None and self.ctx.function() is not None and not self.ctx.scope_facts().bindings_of(name.value):
-            module = self.ctx.module_facts().bindings_of(name.value)
-            binding = module[0] if len(module) == 1 else None
-        if binding is None or binding.kind != "assign":
-            return None
-        return binding.value
 
     def _self_attr(self, attr: str) -> cst.CSTNode | None:
         info = self.ctx.class_info()
@@ -167,7 +158,7 @@ class LossInputMismatch(Rule):
                 return kind, expr, True
             return self._model_output(expr), None, False
         if isinstance(expr, cst.Name):
-            value = self._bound_value(expr)
+            value = self.ctx.assigned_value(expr)
             if isinstance(value, cst.Call):
                 kind = self._activation(value)
                 if kind is not None:

@@ -92,7 +92,7 @@ class DatasetRngSharedAcrossWorkers(Rule):
         if dataset is None:
             positional = [a.value for a in node.args if a.keyword is None and not a.star]
             dataset = positional[0] if positional else None
-        made = dataset if isinstance(dataset, cst.Call) else self._bound_value(dataset) if isinstance(dataset, cst.Name) else None
+        made = dataset if isinstance(dataset, cst.Call) else self.ctx.assigned_value(dataset) if isinstance(dataset, cst.Name) else None
         if not isinstance(made, cst.Call) or not isinstance(made.func, cst.Name):
             return
         info = self.ctx.classes.get(made.func.value)
@@ -105,15 +105,6 @@ class DatasetRngSharedAcrossWorkers(Rule):
         message = f"Every DataLoader worker gets a copy of {names} of `{info.name}` and draws the same random numbers"
         fix = self._fix(node, info.node, rngs) if self.ctx.compat_guard() is None else None
         self.report(node, message=message, fix=fix)
-
-    def _bound_value(self, name: cst.Name) -> cst.CSTNode | None:
-        binding = self.ctx.reaching(name)
-        if binding is None and self.ctx.function() is not None and not self.ctx.scope_facts().bindings_of(name.value):
-            module = self.ctx.module_facts().bindings_of(name.value)
-            binding = module[0] if len(module) == 1 else None
-        if binding is None or binding.kind != "assign":
-            return None
-        return binding.value
 
     def _shared_generators(self, cls: cst.ClassDef) -> list[tuple[str, cst.Call]]:
         """(attribute, constructor call) of each generator made in `__init__` and used elsewhere."""

@@ -224,6 +224,16 @@ class Context:
         known = self.path not in ("", "-", "<string>") and not self.path.startswith("<")
         return versions.target_torch(configured, self.path if known else None)
 
+    def assigned_value(self, name: cst.Name) -> cst.CSTNode | None:
+        """The value assigned to `name`: its reaching binding, or a module global's only binding."""
+        binding = self.reaching(name)
+        if binding is None and self.function() is not None and not self.scope_facts().bindings_of(name.value):
+            module = self.module_facts().bindings_of(name.value)
+            binding = module[0] if len(module) == 1 else None
+        if binding is None or binding.kind != "assign":
+            return None
+        return binding.value
+
     def reaching(self, name: cst.Name) -> Binding | None:
         """The binding of `name` that reaches it in the current scope."""
         return self.scope_facts().reaching(name.value, name)
