@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from functools import lru_cache
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -56,7 +57,8 @@ class Settings:
         return [r for r in all_rules() if r.code in chosen]
 
     def is_excluded(self, path: Path) -> bool:
-        return any(_matches(path, p, self.root) for p in (*self.exclude, *self.extend_exclude))
+        rel = _relative(path, self.root)
+        return any(_matches(path, p, self.root, rel) for p in (*self.exclude, *self.extend_exclude))
 
 
 def expand(selectors: Iterable[str]) -> list[type[Rule]]:
@@ -80,16 +82,26 @@ def expand(selectors: Iterable[str]) -> list[type[Rule]]:
     return out
 
 
-def _matches(path: Path, pattern: str, root: Path) -> bool:
-    """Glob match against the path relative to `root`, any of its parts, or its name."""
+@lru_cache(maxsize=256)
+def _resolved(root: Path) -> Path:
+    return root.resolve()
+
+
+def _relative(path: Path, root: Path) -> str:
+    """`path` relative to `root` (both resolved), or as given when it lies elsewhere."""
     try:
-        rel = path.resolve().relative_to(root.resolve()).as_posix()
+        return path.resolve().relative_to(_resolved(root)).as_posix()
     except ValueError:
-        rel = path.as_posix()
+        return path.as_posix()
+
+
+def _matches(path: Path, pattern: str, root: Path, rel: str | None = None) -> bool:
+    """Glob match against the path relative to `root`, any of its parts, or its name."""
+    rel = _relative(path, root) if rel is None else rel
     if fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(path.name, pattern):
         return True
     if "/" not in pattern.rstrip("/"):
-        return any(fnmatch.fnmatch(part, pattern.rstrip("/")) for part in Path(rel).parts)
+        return any(fnmatch.fnmatch(part, pattern.rstrip("/")) for part in rel.split("/") if part)
     return fnmatch.fnmatch(rel, pattern.rstrip("/") + "/*")
 
 
