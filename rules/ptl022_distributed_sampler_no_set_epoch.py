@@ -90,18 +90,12 @@ class DistributedSamplerNoSetEpoch(Rule):
             if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
                 called.add(n.func.value)
         for name in called:
-            func = self._function(name)
+            func = self.ctx.local_function(name)
             if func is not None and any(
                 isinstance(n, cst.Attribute) and n.attr.value == "set_epoch" for n in iter_nodes(func, enter_scopes=True)
             ):
                 return True
         return False
-
-    def _function(self, name: str) -> cst.FunctionDef | None:
-        for stmt in self.ctx.module.body:
-            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
-                return stmt
-        return None
 
     def _loaders_iterated(self, loop: cst.For) -> list[cst.Name]:
         """Names iterated by inner loops, or passed to a local helper that loops."""
@@ -114,7 +108,7 @@ class DistributedSamplerNoSetEpoch(Rule):
                 if isinstance(it, cst.Name):
                     found.append(it)
             elif isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-                func = self._function(n.func.value)
+                func = self.ctx.local_function(n.func.value)
                 if func is not None and any(isinstance(x, cst.For) for x in iter_nodes(func.body)):
                     found.extend(a.value for a in n.args if isinstance(a.value, cst.Name))
         return found

@@ -93,7 +93,7 @@ class TrainModeNotRestored(Rule):
             if direct is not None and direct[1] == mode:
                 found.add(direct[0])
             if isinstance(node.func, cst.Name):
-                func = self._function(node.func.value)
+                func = self.ctx.local_function(node.func.value)
                 if func is not None:
                     found |= self._helper_modes(func, node, mode)
         return found
@@ -125,24 +125,19 @@ class TrainModeNotRestored(Rule):
                 if any(dotted_name(n) == receiver for n in iter_nodes(inner, enter_scopes=False) if isinstance(n, (cst.Name, cst.Attribute))):
                     return True
         for node in iter_nodes(loop, enter_scopes=False):
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and self._function(node.func.value) is not None:
-                if any(dotted_name(a.value) == receiver for a in node.args):
-                    func = self._function(node.func.value)
-                    if func is not None and any(isinstance(n, LOOPS) for n in iter_nodes(func.body)) and _has_backward(func):
-                        return True
+            if not isinstance(node, cst.Call) or not isinstance(node.func, cst.Name):
+                continue
+            func = self.ctx.local_function(node.func.value)
+            if func is not None and any(dotted_name(a.value) == receiver for a in node.args):
+                if any(isinstance(n, LOOPS) for n in iter_nodes(func.body)) and _has_backward(func):
+                    return True
         return False
 
     def _trains(self, loop: cst.CSTNode) -> bool:
         return _has_backward(loop) or any(
-            isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and (f := self._function(n.func.value)) is not None and _has_backward(f)
+            isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and (f := self.ctx.local_function(n.func.value)) is not None and _has_backward(f)
             for n in iter_nodes(loop, enter_scopes=False)
         )
-
-    def _function(self, name: str) -> cst.FunctionDef | None:
-        for stmt in self.ctx.module.body:
-            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
-                return stmt
-        return None
 
 
 def _mode_call(call: cst.Call) -> tuple[str, str] | None:

@@ -38,6 +38,7 @@ class Context:
         self._scopes: dict[int, ScopeFacts] = {}
         self._self_assigns: dict[int, dict[str, list[cst.CSTNode]]] = {}
         self._loops: loops.LoopClassifier | None = None
+        self._functions: dict[str, cst.FunctionDef] | None = None
         for stmt in _top_level_imports(module):
             self.imports.add(stmt)
 
@@ -184,6 +185,15 @@ class Context:
         return self.scope_facts(self.module)
 
     # --- loops ---
+
+    def local_function(self, name: str) -> cst.FunctionDef | None:
+        """The module-level function `name` (its first definition): a local helper a loop may call."""
+        if self._functions is None:
+            self._functions = {}
+            for stmt in self.module.body:
+                if isinstance(stmt, cst.FunctionDef):
+                    self._functions.setdefault(stmt.name.value, stmt)
+        return self._functions.get(name)
 
     def loop_kind(self, loop: cst.For | cst.While) -> loops.LoopKind:
         """TRAIN / EVAL / EPOCH / DATA flags of `loop` (see facts/loops.py); `loop` must be on the stack."""

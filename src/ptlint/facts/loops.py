@@ -102,18 +102,7 @@ class LoopClassifier:
     def __init__(self, ctx: "Context") -> None:
         self.ctx = ctx
         self._kinds: dict[int, LoopKind] = {}
-        self._functions: dict[str, cst.FunctionDef] | None = None
         self._helper_kind: dict[str, LoopKind] = {}
-
-    @property
-    def functions(self) -> dict[str, cst.FunctionDef]:
-        """Module-level functions by name (the local helpers a loop may call)."""
-        if self._functions is None:
-            self._functions = {}
-            for stmt in self.ctx.module.body:
-                if isinstance(stmt, cst.FunctionDef):
-                    self._functions.setdefault(stmt.name.value, stmt)
-        return self._functions
 
     def kind(self, loop: cst.For | cst.While, stack: list[cst.CSTNode] | None = None) -> LoopKind:
         """The kind of `loop`; `stack` (its ancestors) lets EVAL see an enclosing no_grad."""
@@ -149,7 +138,7 @@ class LoopClassifier:
         if name in self._helper_kind:
             return self._helper_kind[name]
         self._helper_kind[name] = LoopKind.NONE  # recursion guard
-        func = self.functions.get(name)
+        func = self.ctx.local_function(name)
         kind = LoopKind.NONE
         if func is not None:
             direct = list(_body_nodes(func.body, into_loops=False))
