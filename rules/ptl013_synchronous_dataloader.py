@@ -7,6 +7,7 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
+from ptlint.facts.paths import is_test_path
 from ptlint.callargs import append_keyword
 from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
@@ -14,7 +15,6 @@ from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
 LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
 ITERABLE = re.compile(r"Iterable|IterDataPipe|Stream|Buffer|Replay", re.I)
 IN_MEMORY = {"TensorDataset", "torch.utils.data.TensorDataset", "range"}
-TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$")
 
 
 class SynchronousDataLoader(Rule):
@@ -70,7 +70,7 @@ class SynchronousDataLoader(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if self.ctx.qualname(node.func) not in LOADERS:
             return
-        if TEST_PATH.search(self.ctx.path.replace("\\", "/")) or self.ctx.path.endswith(".ipynb"):
+        if is_test_path(self.ctx.path) or self.ctx.path.endswith(".ipynb"):
             return
         if any(a.star for a in node.args) or len([a for a in node.args if a.keyword is None]) >= 6:
             return  # workers through **kwargs, or as the sixth positional argument

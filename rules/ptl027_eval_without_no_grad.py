@@ -7,6 +7,7 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
+from ptlint.facts.paths import is_test_path
 from ptlint.facts.walk import iter_nodes
 from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
@@ -14,7 +15,6 @@ from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
 EVAL_NAME = re.compile(r"^_*(val|valid|validate|validation|eval|evaluate|evaluation|predict|prediction|inference|infer|test)(_|$)", re.I)
 # Anything that needs gradients: saliency maps, adversarial examples, training.
 NEEDS_GRAD = {"backward", "grad", "requires_grad_", "retain_grad", "step", "zero_grad", "manual_backward", "register_hook"}
-TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_test\.py$")
 
 
 class EvalWithoutNoGrad(Rule):
@@ -139,7 +139,7 @@ class EvalWithoutNoGrad(Rule):
         return False
 
     def _skip_path(self) -> bool:
-        return bool(TEST_PATH.search(self.ctx.path.replace("\\", "/")))
+        return is_test_path(self.ctx.path)
 
     def _no_grad(self) -> str:
         return self.ctx.torch_name("torch.no_grad")

@@ -7,6 +7,7 @@ import re
 import libcst as cst
 
 from ptlint.facts.loops import LoopKind
+from ptlint.facts.paths import is_test_path
 from ptlint.facts.walk import iter_nodes
 from ptlint.fixes import add_import
 from ptlint.rule import Fix, FixSafety, Replace, Rule
@@ -20,7 +21,6 @@ OTHERS = {
     "torch.autograd.gradgradcheck": "`gradgradcheck`",
     "torch.autograd.gradcheck.gradcheck": "`gradcheck`",
 }
-TEST_PATH = re.compile(r"(^|[/\\])(tests?|testing)[/\\]|(^|[/\\])(test_[^/\\]*|[^/\\]*_test|conftest)\.py$")
 DEBUG_FUNCTION = re.compile(r"debug|profil|test|check|bench|anomal", re.I)
 FLAG = 'os.environ.get("DETECT_ANOMALY") == "1"'
 
@@ -96,7 +96,8 @@ class DebugApiInTraining(Rule):
         self.report(node, "Anomaly detection is left on in a training program and slows every step", self._fix(node, qual))
 
     def _applies(self) -> bool:
-        if TEST_PATH.search(self.ctx.path.replace("\\", "/")) or self.ctx.compat_guard():
+        conftest = self.ctx.path.replace("\\", "/").rsplit("/", 1)[-1] == "conftest.py"
+        if is_test_path(self.ctx.path) or conftest or self.ctx.compat_guard():
             return False
         for anc in self.ctx.stack[:-1]:
             if isinstance(anc, (cst.If, cst.IfExp)):
