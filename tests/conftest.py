@@ -14,8 +14,8 @@ if str(SRC) not in sys.path:
 FIXTURES = ROOT / "fixtures"
 
 
-def check_concise(cwd: Path, *args: str):
-    """Run `ptlint check --output-format concise --quiet ARGS` in `cwd` through click's runner."""
+def run_cli(args: list[str], cwd: Path, stdin: str | None = None, catch_exceptions: bool = False):
+    """Run `ptlint ARGS` in `cwd` through click's runner."""
     from click.testing import CliRunner
 
     from ptlint.cli import main
@@ -23,6 +23,11 @@ def check_concise(cwd: Path, *args: str):
     old = os.getcwd()
     os.chdir(cwd)
     try:
-        return CliRunner().invoke(main, ["check", "--output-format", "concise", "--quiet", *args])
+        return CliRunner().invoke(main, args, input=stdin, catch_exceptions=catch_exceptions)
     finally:
         os.chdir(old)
+
+
+def check_concise(cwd: Path, *args: str):
+    """Run `ptlint check --output-format concise --quiet ARGS` in `cwd` through click's runner."""
+    return run_cli(["check", "--output-format", "concise", "--quiet", *args], cwd, catch_exceptions=True)

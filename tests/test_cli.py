@@ -10,10 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
-from ptlint.cli import main
 
 BAD = textwrap.dedent(
     """\
@@ -35,13 +33,7 @@ CLEAN = textwrap.dedent(
 FIXED = BAD.replace('torch.save(model, "model.pt")', 'torch.save(model.state_dict(), "model.pt")')
 
 
-def run(args: list[str], cwd: Path, stdin: str | None = None):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args, input=stdin, catch_exceptions=False)
-    finally:
-        os.chdir(old)
+run = run_cli
 
 
 @pytest.fixture

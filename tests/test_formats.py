@@ -4,18 +4,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 from ptlint import docs
-from ptlint.cli import main
 from ptlint.registry import all_rules, by_code_or_name
 from ptlint.reporters import RunInfo, github, gitlab, junit, sarif
 from ptlint.rule import Finding, Fix, FixSafety, Position
@@ -37,13 +34,7 @@ STALE = "`noqa` code PTL006 suppresses nothing on this line"
 SCHEMA = ROOT.parent / "shared" / "data" / "sarif-schema-2.1.0.json"
 
 
-def run(args: list[str], cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args, catch_exceptions=False)
-    finally:
-        os.chdir(old)
+run = run_cli
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import run_cli
 
 from ptlint.add_noqa import add_to_text
 from ptlint.api import lint_text
@@ -32,13 +31,7 @@ def fixed(source: str) -> str:
     return result.text
 
 
-def run(args: list[str], cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args, catch_exceptions=False)
-    finally:
-        os.chdir(old)
+run = run_cli
 
 
 # --- PTL100 findings ------------------------------------------------------------------------

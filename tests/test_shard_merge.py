@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 
 from ptlint import merge, shard
-from ptlint.cli import main
 
 BAD = "import torch\n\n\ndef load(model, path):\n    torch.save(model, path)\n    return model.cuda()\n"
 CLEAN = "import os\n\nprint(os.sep)\n"
 
 
 def invoke(cwd: Path, *args: str):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
+    return run_cli(list(args), cwd)
 
 
 @pytest.fixture()

@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, run_cli
 
 from ptlint.api import lint_text
-from ptlint.cli import main
 from ptlint.verify import report
 from ptlint.verify.compare import FAIL, PASS, SKIP, difference, judge
 from ptlint.verify.harness import Outcome, Row, verify
@@ -25,12 +23,7 @@ SCENARIOS, _ = builtin()
 
 
 def invoke(args: list[str], cwd: Path) -> "object":
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, ["verify", *args])
-    finally:
-        os.chdir(old)
+    return run_cli(["verify", *args], cwd, catch_exceptions=True)
 
 
 # -- static checks: no torch needed ----------------------------------------------------------------
