@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from ptlint import unused_noqa
 from ptlint.context import Context
 from ptlint.facts.walk import children
 from ptlint.noqa import Suppressions, parse_suppressions
+from ptlint.positions import positions_of
 from ptlint.rule import Finding, Position, RawFinding, Rule
 
 SYNTAX_CODE, SYNTAX_NAME = "PTL000", "syntax-error"
@@ -213,11 +214,6 @@ def analyze(
     if unused:
         unused_noqa.report(result, path, rules, positions_of)
     return result
-
-
-def positions_of(module: cst.Module) -> Any:
-    """Line/column ranges of every node (computed only for files with findings)."""
-    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
 
 
 def resolve(raw: RawFinding, path: str, positions: Any) -> Finding:
