@@ -247,8 +247,7 @@ def run_files(
             reports.append(_safe_check(p, s, mode))
             done(1)
     else:
-        size = max(1, min(16, len(work) // (jobs * 4)))
-        chunks = [work[i:i + size] for i in range(0, len(work), size)]
+        chunks = _chunks(work, jobs)
         reports = hits
         crashed: list[tuple[Path, Settings]] = []
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -261,6 +260,31 @@ def run_files(
                 done(len(chunk))
         reports.extend(_isolated(item, mode) for item in crashed)
     return sorted(reports, key=lambda r: r.path)
+
+
+def _chunks(work: list[tuple[Path, Settings]], jobs: int) -> list[list[tuple[Path, Settings]]]:
+    """Pool tasks, largest files first, each about 1/(16*jobs) of the bytes, so that no worker
+    is left with a long task while the others idle at the end."""
+    sizes = []
+    for item in work:
+        try:
+            sizes.append(item[0].stat().st_size)
+        except OSError:
+            sizes.append(0)
+    order = sorted(range(len(work)), key=lambda i: -sizes[i])
+    target = max(1, sum(sizes) // (16 * jobs))
+    chunks: list[list[tuple[Path, Settings]]] = []
+    current: list[tuple[Path, Settings]] = []
+    filled = 0
+    for i in order:
+        current.append(work[i])
+        filled += sizes[i]
+        if filled >= target or len(current) >= 32:
+            chunks.append(current)
+            current, filled = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _cache_hits(
