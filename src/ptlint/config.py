@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from functools import lru_cache
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ptlint.registry import all_rules, by_code_or_name
 from ptlint.rule import Rule
@@ -57,8 +58,7 @@ class Settings:
         return [r for r in all_rules() if r.code in chosen]
 
     def is_excluded(self, path: Path) -> bool:
-        rel = _relative(path, self.root)
-        return any(_matches(path, p, self.root, rel) for p in (*self.exclude, *self.extend_exclude))
+        return _matcher((*self.exclude, *self.extend_exclude))(path.name, _relative(path, self.root))
 
 
 def expand(selectors: Iterable[str]) -> list[type[Rule]]:
@@ -103,6 +103,29 @@ def _matches(path: Path, pattern: str, root: Path, rel: str | None = None) -> bo
     if "/" not in pattern.rstrip("/"):
         return any(fnmatch.fnmatch(part, pattern.rstrip("/")) for part in rel.split("/") if part)
     return fnmatch.fnmatch(rel, pattern.rstrip("/") + "/*")
+
+
+@lru_cache(maxsize=64)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str, str], bool]:
+    """`_matches` for many patterns at once: one regex per kind of pattern, built once."""
+
+    def union(globs: list[str]) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs)) if globs else None
+
+    stripped = [p.rstrip("/") for p in patterns]
+    whole = union(list(patterns))
+    parts = union([p for p in stripped if "/" not in p])
+    below = union([p + "/*" for p in stripped if "/" in p])
+
+    def match(name: str, rel: str) -> bool:
+        name, rel = os.path.normcase(name), os.path.normcase(rel)
+        if whole is not None and (whole.match(rel) or whole.match(name)):
+            return True
+        if parts is not None and any(parts.match(part) for part in rel.split("/") if part):
+            return True
+        return below is not None and below.match(rel) is not None
+
+    return match
 
 
 def _string_list(key: str, value: Any, where: Path) -> tuple[str, ...]:
