@@ -69,7 +69,9 @@ def test_warm_run_answers_from_the_cache_without_workers(tmp_path, monkeypatch):
     def no_pool(*args, **kwargs):
         raise AssertionError("a warm run started worker processes")
 
-    monkeypatch.setattr(runner, "ProcessPoolExecutor", no_pool)
+    import concurrent.futures
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
     warm = runner.run_files(files, resolver, mode, 2)
     assert [(r.path, r.findings) for r in warm] == [(r.path, r.findings) for r in cold]
     assert sum(len(r.findings) for r in warm) >= 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import pickle
 import sys
@@ -21,15 +22,27 @@ TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache direc
 def code_fingerprint() -> str:
     """ptlint's version plus a hash of its engine and rule sources (so edits invalidate entries)."""
     digest = hashlib.sha256(__version__.encode())
-    roots = [Path(__file__).parent]
-    rules = sys.modules.get("ptlint.rules")
-    if rules is not None and getattr(rules, "__path__", None):
-        roots.extend(Path(p) for p in rules.__path__)
+    roots = [Path(__file__).parent, *_rules_folders()]
     for root in roots:
         for path in sorted(root.rglob("*.py")):
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _rules_folders() -> list[Path]:
+    """Where the rule modules live, found without importing them."""
+    rules = sys.modules.get("ptlint.rules")
+    if rules is not None and getattr(rules, "__path__", None):
+        return [Path(p) for p in rules.__path__]
+    try:
+        spec = importlib.util.find_spec("ptlint.rules")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return [Path(p) for p in spec.submodule_search_locations]
+    checkout = Path(__file__).resolve().parents[2] / "rules"  # a source checkout without an install
+    return [checkout] if checkout.is_dir() else []
 
 
 def key(data: bytes, shown: str, *parts: Any) -> str:
@@ -58,12 +71,26 @@ def store(root: Path, entry: str, value: Any) -> None:
         ensure(root)
         target = root / entry[:2]
         target.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, target / entry)
     except OSError:
-        pass
+        return
+    write_atomic(target / entry, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file; failures are silently skipped."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def ensure(root: Path) -> None:

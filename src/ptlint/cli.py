@@ -12,7 +12,7 @@ import click
 from ptlint import __version__, cache
 from ptlint.config import ConfigError, Overrides, Resolver, expand
 from ptlint.reporters import FORMATS, RunInfo
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 if TYPE_CHECKING:
     from ptlint import runner
@@ -113,8 +113,11 @@ def check(
     shard: tuple[int, int] | None,
 ) -> None:
     """Check PATHS (default: the current folder) for PyTorch anti-patterns."""
-    from ptlint import output, runner
+    from ptlint import catalog, output, runner
 
+    cache_root = None if no_cache else cache.folder().resolve()
+    if cache_root is not None:
+        catalog.load(cache_root)  # a warm run then never imports libcst or the rules
     overrides = Overrides(
         select=_split(select) or None,
         ignore=_split(ignore),
@@ -131,7 +134,7 @@ def check(
         diff=diff,
         with_edits=output_format in ("json", "sarif"),
         with_lines=output_format in ("full", "gitlab"),
-        cache_dir=None if no_cache else str(cache.folder().resolve()),
+        cache_dir=None if cache_root is None else str(cache_root),
     )
     paths = paths or (".",)
     if add_noqa and (fix or diff or "-" in paths):
@@ -155,6 +158,8 @@ def check(
             found.files = select_paths(found.files, shard)
         with progress.bar(len(found.files), quiet) as advance:
             reports = runner.run_files(found.files, resolver, mode, jobs or os.cpu_count() or 1, advance)
+        if cache_root is not None:
+            catalog.save(cache_root)
 
     findings: list[Finding] = sorted((f for r in reports for f in r.findings), key=Finding.sort_key)
     fixed = sum(r.fixed for r in reports)

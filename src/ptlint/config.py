@@ -9,10 +9,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ptlint.registry import all_rules, by_code_or_name
-from ptlint.rule import Rule
+from ptlint import catalog
+
+if TYPE_CHECKING:
+    from ptlint.catalog import RuleLike
+    from ptlint.rule import Rule
 
 DEFAULT_EXCLUDE = (
     ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", ".mypy_cache", ".pytest_cache",
@@ -46,8 +49,8 @@ class Settings:
     target_torch_version: str = ""
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def enabled_rules(self, path: Path | None = None) -> list[type[Rule]]:
-        """The rules that apply to `path` after select/ignore and per-file-ignores."""
+    def enabled_codes(self, path: Path | None = None) -> frozenset[str]:
+        """The codes of the rules that apply to `path` after select/ignore and per-file-ignores."""
         chosen = {r.code for r in expand(self.select)} | {r.code for r in expand(self.extend_select)}
         chosen -= {r.code for r in expand(self.ignore)}
         if path is not None:
@@ -55,27 +58,39 @@ class Settings:
                 if _matches(path, pattern, self.root):
                     chosen -= {r.code for r in expand(codes)}
         chosen.add("PTL000")
-        return [r for r in all_rules() if r.code in chosen]
+        return frozenset(chosen)
+
+    def enabled_infos(self, path: Path | None = None) -> list[RuleLike]:
+        """`enabled_rules` without importing the rules (codes, names and text globs only)."""
+        codes = self.enabled_codes(path)
+        return [r for r in catalog.infos() if r.code in codes]
+
+    def enabled_rules(self, path: Path | None = None) -> list[type[Rule]]:
+        """The rules that apply to `path` after select/ignore and per-file-ignores."""
+        from ptlint.registry import all_rules
+
+        codes = self.enabled_codes(path)
+        return [r for r in all_rules() if r.code in codes]
 
     def is_excluded(self, path: Path) -> bool:
         return _matcher((*self.exclude, *self.extend_exclude))(path.name, _relative(path, self.root))
 
 
-def expand(selectors: Iterable[str]) -> list[type[Rule]]:
+def expand(selectors: Iterable[str]) -> list[RuleLike]:
     """Rules named by codes, kebab-case names, code prefixes such as `PTL0`, or ALL."""
-    out: list[type[Rule]] = []
+    out: list[RuleLike] = []
     for sel in selectors:
         sel = sel.strip()
         if not sel:
             continue
         if sel.upper() == "ALL":
-            out.extend(all_rules())
+            out.extend(catalog.infos())
             continue
-        rule = by_code_or_name(sel)
+        rule = catalog.by_code_or_name(sel)
         if rule is not None:
             out.append(rule)
             continue
-        matched = [r for r in all_rules() if r.code.startswith(sel.upper())] if sel.upper().startswith("PTL") else []
+        matched = [r for r in catalog.infos() if r.code.startswith(sel.upper())] if sel.upper().startswith("PTL") else []
         if not matched:
             raise ConfigError(f"unknown rule selector {sel!r} (expected a code such as PTL001, a rule name, a prefix or ALL)")
         out.extend(matched)
@@ -183,6 +198,8 @@ def _rule_options(table: Any, path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: `rules` must be a table of per-rule tables")
     out: dict[str, dict[str, Any]] = {}
+    from ptlint.registry import by_code_or_name
+
     for key, opts in table.items():
         rule = by_code_or_name(key)
         if rule is None:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import libcst as cst
 
 from ptlint.engine import Analysis
+from ptlint.finding import allowed
 from ptlint.rule import Fix, FixSafety, InsertBefore, Replace
 
 MAX_ROUNDS = 10
@@ -103,12 +104,6 @@ def choose(fixes: list[Fix], positions: Any) -> list[Fix]:
         chosen.append(fix)
         spans.append(span)
     return chosen
-
-
-def allowed(fix: Fix | None, unsafe: bool) -> bool:
-    if fix is None or fix.safety is FixSafety.NONE:
-        return False
-    return fix.safety is FixSafety.SAFE or unsafe
 
 
 @dataclass

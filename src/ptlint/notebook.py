@@ -16,7 +16,7 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
-from ptlint.rule import Finding, Position
+from ptlint.finding import Finding, Position
 
 _ONLY_AST, _TOP_LEVEL_AWAIT = 0x400, 0x2000
 _MAGIC_TAG = "# ptlint-magic "

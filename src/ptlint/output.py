@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 import click
 
 from ptlint.reporters import RunInfo, renderer
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 if TYPE_CHECKING:
     from ptlint.runner import FileReport

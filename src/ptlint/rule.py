@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -10,18 +9,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 import libcst as cst
 
+from ptlint.finding import Finding, Fix, FixSafety, Position, allowed
+
 if TYPE_CHECKING:
     from ptlint.context import Context
 
 DOC_SECTIONS = ("What it does", "Why is this bad?", "Example", "Use instead", "Fix safety", "References")
-
-
-class FixSafety(str, enum.Enum):
-    """How a fix may be applied: `safe` with --fix, `unsafe` only with --unsafe-fixes."""
-
-    SAFE = "safe"
-    UNSAFE = "unsafe"
-    NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -49,43 +42,6 @@ class InsertAfter:
 
 
 Edit = Union[Replace, InsertBefore, InsertAfter]
-
-
-@dataclass(frozen=True)
-class Fix:
-    """A titled group of edits that is applied together or not at all."""
-
-    title: str
-    safety: FixSafety
-    edits: tuple[Edit, ...]
-
-
-@dataclass(frozen=True)
-class Position:
-    """1-based line and column."""
-
-    line: int
-    column: int
-
-
-@dataclass
-class Finding:
-    """One reported problem in one file."""
-
-    code: str
-    name: str
-    message: str
-    path: str
-    start: Position
-    end: Position
-    fix: Fix | None = None
-    stmt_lines: tuple[int, int] = (0, 0)
-    edits: list[dict[str, Any]] | None = None
-    cell: int | None = None
-    lines: list[tuple[int, str]] | None = None
-
-    def sort_key(self) -> tuple[str, int, int, int, str]:
-        return (self.path, self.cell or 0, self.start.line, self.start.column, self.code)
 
 
 @dataclass

@@ -12,10 +12,13 @@ import fnmatch
 import os
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ptlint.noqa import parse_suppressions
-from ptlint.rule import Finding, Fix, FixSafety, Position, Rule
+from ptlint.finding import Finding, Fix, FixSafety, Position
+
+if TYPE_CHECKING:
+    from ptlint.rule import Rule
 
 _LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 

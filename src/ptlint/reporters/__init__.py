@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 FORMATS = ("full", "concise", "json", "github", "sarif", "junit", "gitlab")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ptlint.reporters import RunInfo
 from ptlint.reporters.text import headline, summary
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 
 def render(findings: list[Finding], run: RunInfo) -> str:

@@ -6,7 +6,7 @@ import click
 
 from ptlint.reporters import RunInfo
 from ptlint.reporters.text import headline, summary
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 
 def _snippet(f: Finding, run: RunInfo) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ptlint.reporters import RunInfo
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 
 def escape_data(text: str) -> str:

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from ptlint.reporters import RunInfo
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 
 def line_text(f: Finding) -> str:

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ptlint.reporters import RunInfo
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:

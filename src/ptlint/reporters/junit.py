@@ -7,7 +7,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from ptlint.reporters import RunInfo
 from ptlint.reporters.text import location
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 
 def _attrs(**values: object) -> str:

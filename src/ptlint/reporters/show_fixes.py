@@ -6,11 +6,12 @@ from collections import Counter
 from itertools import groupby
 from typing import Sequence
 
-from ptlint.registry import by_code_or_name
-from ptlint.rule import Finding, FixSafety
+from ptlint.finding import Finding, FixSafety
 
 
 def _applied(path: str, codes: Sequence[str], fixed: int) -> list[str]:
+    from ptlint.registry import by_code_or_name
+
     out = [f"- {path}:"]
     for code, count in sorted(Counter(codes).items()):
         rule = by_code_or_name(code)

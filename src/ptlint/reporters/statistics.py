@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from ptlint.fixer import allowed
+from ptlint.finding import allowed
 from ptlint.reporters import RunInfo
 from ptlint.reporters.text import summary
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 
 def _rows(findings: list[Finding], run: RunInfo) -> list[tuple[int, str, str, int]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ptlint.fixer import allowed
+from ptlint.finding import allowed
 from ptlint.reporters import RunInfo
-from ptlint.rule import Finding
+from ptlint.finding import Finding
 
 
 def location(f: Finding) -> str:
