@@ -13,12 +13,12 @@ from libcst.metadata import CodeRange
 
 from ptlint import unused_noqa
 from ptlint.context import Context
-from ptlint.facts.walk import children
+from ptlint.finding import SYNTAX_CODE, SYNTAX_NAME, syntax_at
+from ptlint.facts.walk import children, memoized
 from ptlint.noqa import Suppressions, parse_suppressions
 from ptlint.positions import positions_of
 from ptlint.rule import Finding, Position, RawFinding, Rule
 
-SYNTAX_CODE, SYNTAX_NAME = "PTL000", "syntax-error"
 # Long operator chains make deep trees; Python 3.11 frames are cheap, so allow deeper recursion.
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 12000))
 
@@ -67,12 +67,6 @@ def syntax_finding(path: str, exc: Exception, text: str = "") -> Finding:
     else:
         line, col, msg = 1, 1, str(exc) or type(exc).__name__
     return syntax_at(path, line, col, msg)
-
-
-def syntax_at(path: str, line: int, col: int, message: str) -> Finding:
-    """A PTL000 finding (also used for unreadable and undecodable files)."""
-    pos = Position(max(line, 1), max(col, 1))
-    return Finding(SYNTAX_CODE, SYNTAX_NAME, message, path, pos, pos, None, (pos.line, pos.line))
 
 
 def _python_syntax_error(text: str) -> tuple[int, int, str] | None:
@@ -201,7 +195,8 @@ def analyze(
     ctx = Context(module, path, text, settings)
     instances = [r(ctx, (options or {}).get(r.code)) for r in todo]
     try:
-        walk_rules(ctx, instances, result.errors)
+        with memoized():
+            walk_rules(ctx, instances, result.errors)
     except RecursionError:
         result.findings.append(syntax_finding(path, RecursionError()))
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import libcst as cst
@@ -43,8 +44,36 @@ class _NodeTypes(dict):
 _IS_NODE = _NodeTypes()
 
 
-def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+# While the engine analyses a file, the children of each node are computed once: rules and facts
+# walk the same subtrees several times. Entries hold the node itself, so its id cannot be reused.
+_memo: dict[int, tuple[cst.CSTNode, tuple[cst.CSTNode, ...]]] | None = None
+
+
+@contextmanager
+def memoized() -> Iterator[None]:
+    """Remember `children` of every node asked for until the block ends."""
+    global _memo
+    saved, _memo = _memo, {}
+    try:
+        yield
+    finally:
+        _memo = saved
+
+
+def children(node: cst.CSTNode) -> tuple[cst.CSTNode, ...]:
     """The child nodes of `node` that carry code, in source order."""
+    memo = _memo
+    if memo is not None:
+        hit = memo.get(id(node))
+        if hit is not None and hit[0] is node:
+            return hit[1]
+        kids = _children(node)
+        memo[id(node)] = (node, kids)
+        return kids
+    return _children(node)
+
+
+def _children(node: cst.CSTNode) -> tuple[cst.CSTNode, ...]:
     out: list[cst.CSTNode] = []
     is_node = _IS_NODE
     for name in _FIELDS.get(type(node)) or child_fields(type(node)):
@@ -56,7 +85,7 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
                     out.append(item)
         elif is_node[kind]:
             out.append(value)
-    return out
+    return tuple(out)
 
 
 SCOPE_TYPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
@@ -65,17 +94,14 @@ _SCOPE_NAMES = frozenset(t.__name__ for t in SCOPE_TYPES)
 
 def iter_nodes(root: cst.CSTNode, enter_scopes: bool = False) -> Iterator[cst.CSTNode]:
     """Pre-order iteration below `root`; nested functions/classes are skipped unless asked."""
-    stack = children(root)
-    stack.reverse()
+    stack = list(reversed(children(root)))
     scopes = _SCOPE_NAMES
     while stack:
         node = stack.pop()
         yield node
         if not enter_scopes and type(node).__name__ in scopes:
             continue
-        kids = children(node)
-        kids.reverse()
-        stack.extend(kids)
+        stack.extend(reversed(children(node)))
 
 
 def find_all(root: cst.CSTNode, pred: Callable[[cst.CSTNode], bool], enter_scopes: bool = False) -> list[cst.CSTNode]:
