@@ -256,21 +256,21 @@ def _is_false(expr: cst.CSTNode) -> bool:
 def _top_level_imports(module: cst.Module) -> list[cst.Import | cst.ImportFrom]:
     """Imports at module level, also inside top-level if/try blocks, in source order."""
     out: list[cst.Import | cst.ImportFrom] = []
-
-    def visit(stmts: Any) -> None:
-        for stmt in stmts:
-            if isinstance(stmt, cst.SimpleStatementLine):
-                out.extend(s for s in stmt.body if isinstance(s, (cst.Import, cst.ImportFrom)))
-            elif isinstance(stmt, (cst.If, cst.Try, cst.TryStar, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally)):
-                body = stmt.body
-                if isinstance(body, cst.IndentedBlock):
-                    visit(body.body)
-                for attr in ("handlers", "orelse", "finalbody"):
-                    extra = getattr(stmt, attr, None)
-                    if isinstance(extra, (tuple, list)):
-                        visit(extra)
-                    elif extra is not None:
-                        visit([extra])
-
-    visit(module.body)
+    todo: list[Any] = list(reversed(module.body))  # a stack, not a recursive closure (no reference cycle)
+    while todo:
+        stmt = todo.pop()
+        if isinstance(stmt, cst.SimpleStatementLine):
+            out.extend(s for s in stmt.body if isinstance(s, (cst.Import, cst.ImportFrom)))
+        elif isinstance(stmt, (cst.If, cst.Try, cst.TryStar, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally)):
+            nested: list[Any] = []
+            body = stmt.body
+            if isinstance(body, cst.IndentedBlock):
+                nested.extend(body.body)
+            for attr in ("handlers", "orelse", "finalbody"):
+                extra = getattr(stmt, attr, None)
+                if isinstance(extra, (tuple, list)):
+                    nested.extend(extra)
+                elif extra is not None:
+                    nested.append(extra)
+            todo.extend(reversed(nested))
     return out

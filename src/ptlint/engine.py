@@ -159,7 +159,10 @@ def walk_rules(ctx: Context, instances: list[Rule], errors: list[str]) -> None:
             call(handlers, node)
         stack.pop()
 
-    walk(ctx.module)
+    try:
+        walk(ctx.module)
+    finally:
+        walk = None  # type: ignore[assignment]  # breaks the closure's cycle, so the tree is freed at once
 
 
 def analyze(
