@@ -80,11 +80,13 @@ class ConvBiasBeforeBatchNorm(Rule):
                 target = stmt.targets[0].target
                 if isinstance(target, cst.Attribute) and dotted_name(target.value) == "self":
                     layers[target.attr.value] = stmt.value
-        calls = _self_calls(node)
-        for conv_attr, norm_attr in _chains(forward):
-            conv, norm = layers.get(conv_attr), layers.get(norm_attr)
-            if conv is not None and norm is not None and calls.get(conv_attr) == 1:
-                self._check(conv, norm)
+        chains = [(c, n) for c, n in _chains(forward) if c in layers and n in layers]
+        if not chains:
+            return
+        calls = _self_calls(node)  # the whole class: only when a conv-then-norm chain exists
+        for conv_attr, norm_attr in chains:
+            if calls.get(conv_attr) == 1:
+                self._check(layers[conv_attr], layers[norm_attr])
 
     def _pairs(self, items: list[cst.BaseExpression]) -> None:
         for first, second in zip(items, items[1:]):

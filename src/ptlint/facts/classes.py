@@ -35,14 +35,22 @@ class ClassInfo:
     bases: list[str]
     is_module: bool = False
     is_lightning: bool = False
-    # Whether the class body mentions a mode-dependent layer, or something unknown.
-    mode_dependent: bool = True
     methods: dict[str, cst.FunctionDef] = field(default_factory=dict)
+    imports: ImportMap | None = field(default=None, repr=False, compare=False)
+    _mode_dependent: bool | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def mode_dependent(self) -> bool:
+        """Whether the class body mentions a mode-dependent layer, or something unknown (computed once, when asked)."""
+        if self._mode_dependent is None:
+            self._mode_dependent = self.imports is None or _mentions_mode_layers(self.node, self.imports)
+        return self._mode_dependent
 
 
 def collect_classes(module: cst.Module, imports: ImportMap) -> dict[str, ClassInfo]:
     """All classes of the file by name, with module-ness resolved through in-file bases."""
     infos: dict[str, ClassInfo] = {}
+    imports_now = imports.snapshot()  # `mode_dependent` is computed later, with the imports known now
     for node in iter_class_defs(module):
         bases = []
         for arg in node.bases:
@@ -52,7 +60,7 @@ def collect_classes(module: cst.Module, imports: ImportMap) -> dict[str, ClassIn
         for stmt in node.body.body:
             if isinstance(stmt, cst.FunctionDef):
                 info.methods[stmt.name.value] = stmt
-        info.mode_dependent = _mentions_mode_layers(node, imports)
+        info.imports = imports_now
         infos.setdefault(node.name.value, info)
     changed = True
     for info in infos.values():

@@ -29,6 +29,13 @@ class ImportMap:
         # local name -> (import statement, alias) of the binding that `aliases` keeps
         self.origins: dict[str, tuple[cst.Import | cst.ImportFrom, cst.ImportAlias]] = {}
 
+    def snapshot(self) -> ImportMap:
+        """A copy that later imports do not change."""
+        copy = ImportMap()
+        copy.aliases = dict(self.aliases)
+        copy.origins = dict(self.origins)
+        return copy
+
     def _bind(self, local: str, full: str, node: cst.Import | cst.ImportFrom, alias: cst.ImportAlias) -> None:
         # A name bound twice (try/except imports, version branches) keeps its first binding in
         # source order, so resolution never depends on set or hash order.
