@@ -47,17 +47,19 @@ class LoopKind(enum.Flag):
 PER_STEP = LoopKind.TRAIN | LoopKind.EVAL | LoopKind.DATA
 
 
+_SCOPES = frozenset({"FunctionDef", "ClassDef", "Lambda"})
+_SCOPES_AND_LOOPS = _SCOPES | {"For", "While"}
+
+
 def _body_nodes(node: cst.CSTNode, into_loops: bool) -> Iterator[cst.CSTNode]:
     """Nodes below `node` in the same function; nested loops are skipped unless asked."""
     stack = list(children(node))
+    stop = _SCOPES if into_loops else _SCOPES_AND_LOOPS  # type names: no slow ABC isinstance
     while stack:
         current = stack.pop()
         yield current
-        if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        if isinstance(current, LOOP_TYPES) and not into_loops:
-            continue
-        stack.extend(children(current))
+        if type(current).__name__ not in stop:
+            stack.extend(children(current))
 
 
 def _loop_body(loop: cst.For | cst.While) -> list[cst.CSTNode]:
@@ -92,8 +94,8 @@ def is_optimizer_step(call: cst.Call) -> bool:
 
 def _local_calls(nodes: list[cst.CSTNode]) -> Iterator[str]:
     for node in nodes:
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Name):
-            yield node.func.value
+        if type(node) is cst.Call and type(node.func) is cst.Name:  # type: ignore[attr-defined]
+            yield node.func.value  # type: ignore[attr-defined]
 
 
 class LoopClassifier:
@@ -102,6 +104,8 @@ class LoopClassifier:
     def __init__(self, ctx: "Context") -> None:
         self.ctx = ctx
         self._kinds: dict[int, LoopKind] = {}
+        self._trains: dict[int, bool] = {}
+        self._open_helpers = 0
         self._helper_kind: dict[str, LoopKind] = {}
 
     def kind(self, loop: cst.For | cst.While, stack: list[cst.CSTNode] | None = None) -> LoopKind:
@@ -118,7 +122,7 @@ class LoopClassifier:
         if self._is_train(loop):
             kind |= LoopKind.TRAIN
         nested = list(_body_nodes(loop.body, into_loops=True))
-        inner_loops = [n for n in nested if isinstance(n, LOOP_TYPES)]
+        inner_loops = [n for n in nested if type(n) is cst.For or type(n) is cst.While]
         if any(self._is_train(inner) for inner in inner_loops) or any(
             self._helper(name) & LoopKind.EPOCH for name in set(_local_calls(nested))
         ):
@@ -130,8 +134,13 @@ class LoopClassifier:
         return kind
 
     def _is_train(self, loop: cst.For | cst.While) -> bool:
-        direct = [n for part in _loop_body(loop) for n in (part, *_body_nodes(part, into_loops=False))]
-        return _trains(direct) or any(self._helper(name) & LoopKind.TRAIN for name in set(_local_calls(direct)))
+        known = self._trains.get(id(loop))
+        if known is None:
+            direct = [n for part in _loop_body(loop) for n in (part, *_body_nodes(part, into_loops=False))]
+            known = _trains(direct) or any(self._helper(name) & LoopKind.TRAIN for name in set(_local_calls(direct)))
+            if not self._open_helpers:  # inside a helper, its recursion guard may still stand in for its kind
+                self._trains[id(loop)] = known
+        return known
 
     def _helper(self, name: str) -> LoopKind:
         """What calling a local helper does: TRAIN if it trains outside its loops, EPOCH if it has a TRAIN loop."""
@@ -141,12 +150,16 @@ class LoopClassifier:
         func = self.ctx.local_function(name)
         kind = LoopKind.NONE
         if func is not None:
-            direct = list(_body_nodes(func.body, into_loops=False))
-            if _trains(direct):
-                kind |= LoopKind.TRAIN
-            loops = [n for n in _body_nodes(func.body, into_loops=True) if isinstance(n, LOOP_TYPES)]
-            if any(self._is_train(lp) for lp in loops):
-                kind |= LoopKind.EPOCH
+            self._open_helpers += 1
+            try:
+                direct = list(_body_nodes(func.body, into_loops=False))
+                if _trains(direct):
+                    kind |= LoopKind.TRAIN
+                loops = [n for n in _body_nodes(func.body, into_loops=True) if isinstance(n, LOOP_TYPES)]
+                if any(self._is_train(lp) for lp in loops):
+                    kind |= LoopKind.EPOCH
+            finally:
+                self._open_helpers -= 1
         self._helper_kind[name] = kind
         return kind
 
@@ -187,7 +200,7 @@ class LoopClassifier:
 
 
 def _trains(nodes: list[cst.CSTNode]) -> bool:
-    calls = [n for n in nodes if isinstance(n, cst.Call)]
+    calls = [n for n in nodes if type(n) is cst.Call]
     return any(is_backward(c) for c in calls) and any(is_optimizer_step(c) for c in calls)
 
 
