@@ -205,6 +205,7 @@ def analyze(
         return result
     for rule in instances:
         result.raws.extend(rule.reports)
+        rule.reports = []  # a finding refers to its rule: no rule -> finding -> rule cycle to hold the tree
     if result.raws:
         result.positions = positions_of(module)
         keep = []

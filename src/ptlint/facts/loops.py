@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
+import weakref
 from typing import TYPE_CHECKING, Iterator
 
 import libcst as cst
@@ -102,7 +103,8 @@ class LoopClassifier:
     """Classifies loops of one module; results are cached per loop node."""
 
     def __init__(self, ctx: "Context") -> None:
-        self.ctx = ctx
+        # The context holds its classifier; a proxy keeps that from being a reference cycle.
+        self.ctx = weakref.proxy(ctx)
         self._kinds: dict[int, LoopKind] = {}
         self._trains: dict[int, bool] = {}
         self._open_helpers = 0
