@@ -255,6 +255,9 @@ def measure(args: argparse.Namespace, sizes: list[int], work: Path) -> tuple[lis
     target = single / "train_and_models.py"
     target.write_text(corpus.single_file(args.latency_lines))
     startup = [run(ptlint_cmd() + ["--version"], single).wall for _ in range(args.repeat)]
+    # The floor of any libcst-based checker on this machine: the interpreter and `import libcst`.
+    floor = [run([sys.executable, "-c", "import libcst"], single).wall for _ in range(args.repeat)]
+    bare = [run([sys.executable, "-c", "pass"], single).wall for _ in range(args.repeat)]
     runs = [run(check_cmd(target, 1, cache=False), single) for _ in range(args.repeat)]
     walls = [r.wall for r in runs]
     median = statistics.median(walls)
@@ -262,7 +265,8 @@ def measure(args: argparse.Namespace, sizes: list[int], work: Path) -> tuple[lis
     rows.append((f"One {args.latency_lines}-line file, start-up included", "<= 0.3 s",
                  f"{fmt_s(median)} median of {len(walls)} (min {fmt_s(min(walls))}, CPU "
                  f"{fmt_s(statistics.median(r.cpu for r in runs))}; `ptlint --version` "
-                 f"{fmt_s(statistics.median(startup))})", verdict(median <= 0.3)))
+                 f"{fmt_s(statistics.median(startup))}; `python -c pass` {fmt_s(statistics.median(bare))}, "
+                 f"`python -c 'import libcst'` {fmt_s(statistics.median(floor))})", verdict(median <= 0.3)))
 
     # Synthetic corpora: linearity at --jobs 1, then --jobs 2 on the largest.
     per_line: list[tuple[int, float]] = []
