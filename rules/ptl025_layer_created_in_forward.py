@@ -7,7 +7,7 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.walk import children, iter_nodes
 from ptlint.rule import Fix, FixSafety, InsertAfter, Replace, Rule
 
 # torch.nn layers that own parameters; stateless ones (ReLU, Flatten, pooling, losses) are left alone.
@@ -92,19 +92,23 @@ class LayerCreatedInForward(Rule):
         info = self.ctx.class_info()
         if info is None or not info.is_module or info.methods.get("forward") is not node:
             return
+        # Find the layer calls first: most forwards have none, and then nothing else is built.
+        candidates = []
+        for call in iter_nodes(node.body, enter_scopes=False):
+            if type(call) is cst.Call:
+                layer = self._layer(call)  # type: ignore[arg-type]
+                if layer is not None:
+                    candidates.append((call, layer))
+        if not candidates:
+            return
         init = info.methods.get("__init__")
-        taken = {n.attr.value for n in iter_nodes(info.node, enter_scopes=True) if isinstance(n, cst.Attribute) and dotted_name(n.value) == "self"}
+        taken: set[str] | None = None
         counter = 0
         parents: dict[int, cst.CSTNode] = {}
         for parent in iter_nodes(node.body, enter_scopes=False):
-            for child in _children(parent):
+            for child in children(parent):
                 parents[id(child)] = parent
-        for call in iter_nodes(node.body, enter_scopes=False):
-            if not isinstance(call, cst.Call):
-                continue
-            layer = self._layer(call)
-            if layer is None:
-                continue
+        for call, layer in candidates:
             chain = _ancestors(call, parents)
             assign = next((a for a in chain if isinstance(a, (cst.Assign, cst.AnnAssign))), None)
             if assign is not None and _self_target(assign) is not None:
@@ -118,6 +122,8 @@ class LayerCreatedInForward(Rule):
                 continue
             fix = None
             if init is not None and not any(isinstance(a, LOOPS) for a in chain) and self._constant_args(call):
+                if taken is None:
+                    taken = _self_attrs(info.node)
                 while f"_ptl_{counter}" in taken:
                     counter += 1
                 attr = f"_ptl_{counter}"
@@ -193,8 +199,13 @@ def _self_target(assign: cst.Assign | cst.AnnAssign) -> str | None:
     return None
 
 
-def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    return list(node.children)
+def _self_attrs(cls: cst.ClassDef) -> set[str]:
+    """Names of every `self.<name>` in the class, nested functions included."""
+    return {
+        n.attr.value  # type: ignore[attr-defined]
+        for n in iter_nodes(cls, enter_scopes=True)
+        if type(n) is cst.Attribute and dotted_name(n.value) == "self"  # type: ignore[attr-defined]
+    }
 
 
 def _ancestors(node: cst.CSTNode, parents: dict[int, cst.CSTNode]) -> list[cst.CSTNode]:

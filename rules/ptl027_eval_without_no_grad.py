@@ -8,12 +8,14 @@ import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.paths import is_test_path
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.walk import children, iter_nodes
 from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
 
 EVAL_NAME = re.compile(r"^_*(val|valid|validate|validation|eval|evaluate|evaluation|predict|prediction|inference|infer|test)(_|$)", re.I)
 # Anything that needs gradients: saliency maps, adversarial examples, training.
+LOOP_TYPES = (cst.For, cst.While)
+EVAL_WORD = re.compile(r"\beval\b")
 NEEDS_GRAD = {"backward", "grad", "requires_grad_", "retain_grad", "step", "zero_grad", "manual_backward", "register_hook"}
 
 
@@ -78,7 +80,8 @@ class EvalWithoutNoGrad(Rule):
             return
         name = node.name.value
         evaluates = bool(EVAL_NAME.match(name)) and not name.startswith("test_")
-        if not (evaluates or _calls_eval(node.body)):
+        calls_eval = self._calls_eval(node)
+        if not (evaluates or calls_eval):
             return
         info = self.ctx.class_info()
         if info is not None and info.is_lightning:
@@ -86,7 +89,7 @@ class EvalWithoutNoGrad(Rule):
         if any(self._no_grad_decorator(d.decorator) for d in node.decorators) or _needs_grad(node):
             return
         call = self._unguarded_model_call(node.body)
-        if call is None or (not _calls_eval(node.body) and not self._in_loop(node, call)):
+        if call is None or (not calls_eval and not self._in_loop(node, call)):
             return
         decorator = cst.Decorator(decorator=cst.parse_expression(f"{self._no_grad()}()"))
         edits: list[Edit] = [Replace(node, node.with_changes(decorators=[decorator, *node.decorators]))]
@@ -94,8 +97,8 @@ class EvalWithoutNoGrad(Rule):
         self.report(call, fix=Fix("Decorate with `@torch.no_grad()`", FixSafety.UNSAFE, tuple(edits)))
 
     def leave_Module(self, node: cst.Module) -> None:
-        if self._skip_path():
-            return
+        if self._skip_path() or not any(type(stmt) in LOOP_TYPES for stmt in node.body):
+            return  # only a module-level loop can be reported here
         mode = None
         for stmt in node.body:
             for n in _calls(stmt):
@@ -125,6 +128,14 @@ class EvalWithoutNoGrad(Rule):
         name = (dotted_name(target) or "").rsplit(".", 1)[-1].lower()
         return "no_grad" in name or "inference_mode" in name
 
+    def _calls_eval(self, func: cst.FunctionDef) -> bool:
+        """Whether the body of `func` (nested scopes left out) calls `<x>.eval()`."""
+        evaluating = self.__dict__.get("_evaluating")
+        if evaluating is None:
+            found = EVAL_WORD.search(self.ctx.source) is not None  # an `.eval()` call spells the word
+            evaluating = self._evaluating = _functions_calling_eval(self.ctx.module) if found else set()
+        return id(func) in evaluating
+
     def _in_loop(self, func: cst.FunctionDef, call: cst.Call) -> bool:
         """The call runs once per batch: inside a loop or a comprehension of `func`."""
         stack: list[tuple[cst.CSTNode, bool]] = [(func.body, False)]
@@ -135,7 +146,7 @@ class EvalWithoutNoGrad(Rule):
             if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
                 continue
             looped = looped or isinstance(node, (cst.For, cst.While, cst.ListComp, cst.GeneratorExp, cst.DictComp, cst.SetComp))
-            stack.extend((child, looped) for child in node.children)
+            stack.extend((child, looped) for child in children(node))
         return False
 
     def _skip_path(self) -> bool:
@@ -160,7 +171,7 @@ class EvalWithoutNoGrad(Rule):
                 continue
             if not guarded and isinstance(node, cst.Call) and self._is_model_call(node):
                 return node
-            stack.extend((child, guarded) for child in reversed(list(node.children)))
+            stack.extend((child, guarded) for child in reversed(_source_children(node)))
         return None
 
     def _is_model_call(self, call: cst.Call) -> bool:
@@ -178,8 +189,44 @@ def _calls(node: cst.CSTNode) -> list[cst.Call]:
     return [n for n in (node, *iter_nodes(node)) if isinstance(n, cst.Call)]
 
 
-def _calls_eval(body: cst.CSTNode) -> bool:
-    return any(isinstance(c.func, cst.Attribute) and c.func.attr.value == "eval" and not c.args for c in _calls(body))
+def _is_eval_call(node: cst.CSTNode) -> bool:
+    """`<x>.eval()` without arguments."""
+    if type(node) is not cst.Call:
+        return False
+    func = node.func  # type: ignore[attr-defined]
+    return type(func) is cst.Attribute and func.attr.value == "eval" and not node.args  # type: ignore[attr-defined]
+
+
+def _functions_calling_eval(module: cst.Module) -> set[int]:
+    """Ids of the functions whose body, nested scopes left out, calls `<x>.eval()` (one pass over the file)."""
+    out: set[int] = set()
+    # (node, id of the function whose body holds it, or None)
+    stack: list[tuple[cst.CSTNode, int | None]] = [(module, None)]
+    while stack:
+        node, owner = stack.pop()
+        if owner is not None and owner not in out and _is_eval_call(node):
+            out.add(owner)
+        kind = type(node)
+        if kind is cst.FunctionDef:
+            body = node.body  # type: ignore[attr-defined]
+            stack.extend((child, id(node) if child is body else None) for child in children(node))
+        elif kind is cst.ClassDef or kind is cst.Lambda:
+            stack.extend((child, None) for child in children(node))
+        else:
+            stack.extend((child, owner) for child in children(node))
+    return out
+
+
+def _source_children(node: cst.CSTNode) -> tuple[cst.CSTNode, ...]:
+    """The children of `node` in source order (facts.walk lists a few fields out of order)."""
+    kids = children(node)
+    kind = type(node).__name__
+    if kind == "IfExp":
+        return (node.body, node.test, node.orelse)  # type: ignore[attr-defined]
+    if kind in ("ExceptHandler", "ExceptStarHandler", "MatchCase", "TypeAlias"):
+        last = node.value if kind == "TypeAlias" else node.body  # type: ignore[attr-defined]
+        return (*(k for k in kids if k is not last), last)
+    return tuple(kids)
 
 
 def _needs_grad(node: cst.CSTNode) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.walk import children, iter_nodes
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 # torch factories whose result is a fresh tensor.
@@ -13,6 +13,7 @@ FACTORIES = {
     "tensor", "zeros", "ones", "empty", "full", "randn", "rand", "randint", "arange", "linspace", "eye",
     "zeros_like", "ones_like", "randn_like", "rand_like", "empty_like", "full_like", "normal",
 }
+CONTAINER_TYPES = frozenset((cst.List, cst.ListComp, cst.Dict, cst.DictComp))
 NOT_MODULES = {"Parameter", "ParameterList", "ParameterDict", "Buffer", "Module"}
 # Uses of the attribute in `__init__` that register its contents some other way.
 REGISTERING = {"Sequential", "ModuleList", "ModuleDict", "add_module", "register_module", "ParameterList", "ParameterDict"}
@@ -89,17 +90,28 @@ class UnregisteredSubmodule(Rule):
         info = self.ctx.class_info()
         if info is None or not (info.is_module or info.is_lightning) or info.methods.get("__init__") is not node:
             return
-        registered = _registered_attrs(node)
-        for stmt in iter_nodes(node.body, enter_scopes=False):
-            if not isinstance(stmt, cst.Assign) or len(stmt.targets) != 1:
+        registered: set[str] | None = None  # built at the first value `_check` could report
+        for stmt in _assignments(node.body):
+            if len(stmt.targets) != 1:
                 continue
             target = stmt.targets[0].target
-            if not (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self"):
+            if not (type(target) is cst.Attribute and type(target.value) is cst.Name and target.value.value == "self"):
                 continue
+            if not self._candidate(stmt.value):
+                continue
+            if registered is None:
+                registered = _registered_attrs(node)
             attr = target.attr.value
             if attr in registered or "*" in registered or len(self.ctx.self_assignments(node, attr)) != 1:
                 continue
             self._check(node, stmt, attr, stmt.value)
+
+    def _candidate(self, value: cst.BaseExpression) -> bool:
+        """Whether `_check` can report `value` at all: a list or dict display or comprehension, or a torch factory call."""
+        kind = type(value)
+        if kind in CONTAINER_TYPES:
+            return True
+        return kind is cst.Call and self._factory(value) is not None  # type: ignore[arg-type]
 
     def _check(self, init: cst.FunctionDef, stmt: cst.Assign, attr: str, value: cst.BaseExpression) -> None:
         kind = self._container(value, init, attr)
@@ -216,6 +228,27 @@ class UnregisteredSubmodule(Rule):
         return any(
             isinstance(n, cst.Attribute) and dotted_name(n) == f"self.{attr}" for n in iter_nodes(forward.body, enter_scopes=False)
         )
+
+
+# Nodes whose children may hold statements (nested functions and classes are not entered).
+_BLOCKS = frozenset({
+    "IndentedBlock", "SimpleStatementLine", "SimpleStatementSuite", "If", "Else", "For", "While", "Try", "TryStar",
+    "ExceptHandler", "ExceptStarHandler", "Finally", "With", "Match", "MatchCase",
+})
+
+
+def _assignments(body: cst.BaseSuite) -> list[cst.Assign]:
+    """The `=` statements in `body`, in source order, without entering expressions or nested scopes."""
+    out: list[cst.Assign] = []
+    stack: list[cst.CSTNode] = [body]
+    while stack:
+        node = stack.pop()
+        name = type(node).__name__
+        if name == "Assign":
+            out.append(node)  # type: ignore[arg-type]
+        elif name in _BLOCKS:
+            stack.extend(reversed(children(node)))
+    return out
 
 
 def _registered_attrs(init: cst.FunctionDef) -> set[str]:
