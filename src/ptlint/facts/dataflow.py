@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import libcst as cst
 
@@ -43,6 +44,7 @@ class ScopeFacts:
         self._order: dict[int, int] = {}
         self._end: dict[int, int] = {}
         self._loops: list[cst.CSTNode] = []
+        self._loops_now: tuple[cst.CSTNode, ...] = ()
         self._attr_of: dict[int, str] = {}
         self._n = 0
         self._stmt: cst.CSTNode = scope
@@ -98,7 +100,8 @@ class ScopeFacts:
         return self._n
 
     def _bind(self, name: str, value: cst.CSTNode | None, kind: str) -> None:
-        b = Binding(name, self._tick(), self._stmt, value, kind, tuple(self._loops))
+        self._n += 1
+        b = Binding(name, self._n, self._stmt, value, kind, self._loops_now)
         self.bindings.setdefault(name, []).append(b)
 
     def _params(self, params: cst.Parameters) -> None:
@@ -120,91 +123,157 @@ class ScopeFacts:
             self._visit(target)
 
     def _visit(self, node: cst.CSTNode) -> None:
-        self._order[id(node)] = self._tick()
-        is_stmt = isinstance(node, cst.BaseStatement)
-        if is_stmt:
+        self._n += 1
+        self._order[id(node)] = self._n
+        kind = type(node)
+        handler = _HANDLERS.get(kind) or _handler_for(kind)
+        if _IS_STATEMENT[kind]:
             saved, self._stmt = self._stmt, node
-        self._dispatch(node)
-        if is_stmt:
+            handler(self, node)
             self._stmt = saved
-        self._end[id(node)] = self._tick()
+        else:
+            handler(self, node)
+        self._n += 1
+        self._end[id(node)] = self._n
 
     def _dispatch(self, node: cst.CSTNode) -> None:
-        if isinstance(node, cst.Name):
-            self.uses.setdefault(node.value, []).append(Use(node.value, self._n, node, tuple(self._loops)))
-        elif isinstance(node, cst.Attribute):
-            if isinstance(node.value, cst.Name):
-                self._attr_of[id(node.value)] = node.attr.value
-            self._visit(node.value)
-        elif isinstance(node, cst.Arg):
-            self._visit(node.value)
-        elif isinstance(node, cst.Assign):
-            self._visit(node.value)
-            for t in node.targets:
-                self._target(t.target, node.value, "assign")
-        elif isinstance(node, cst.AnnAssign):
-            if node.value is not None:
-                self._visit(node.value)
-                self._target(node.target, node.value, "assign")
-        elif isinstance(node, cst.AugAssign):
-            self._visit(node.value)
-            self._visit(node.target)
-            if isinstance(node.target, cst.Name):
-                self._bind(node.target.value, node, "augassign")
-        elif isinstance(node, cst.NamedExpr):
+        (_HANDLERS.get(type(node)) or _handler_for(type(node)))(self, node)
+
+    # One method per kind of node; `_handler_for` picks it by the node's type.
+
+    def _on_name(self, node: cst.Name) -> None:
+        self.uses.setdefault(node.value, []).append(Use(node.value, self._n, node, self._loops_now))
+
+    def _on_attribute(self, node: cst.Attribute) -> None:
+        if type(node.value) is cst.Name:
+            self._attr_of[id(node.value)] = node.attr.value
+        self._visit(node.value)
+
+    def _on_arg(self, node: cst.Arg) -> None:
+        self._visit(node.value)
+
+    def _on_assign(self, node: cst.Assign) -> None:
+        self._visit(node.value)
+        for t in node.targets:
+            self._target(t.target, node.value, "assign")
+
+    def _on_ann_assign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
             self._visit(node.value)
             self._target(node.target, node.value, "assign")
-        elif isinstance(node, (cst.For, cst.While)):
-            if isinstance(node, cst.For):
-                self._visit(node.iter)
-            else:
-                self._visit(node.test)
-            self._loops.append(node)
-            if isinstance(node, cst.For):
-                self._target(node.target, node.iter, "for")
-            self._visit(node.body)
-            self._loops.pop()
-            if node.orelse is not None:
-                self._visit(node.orelse)
-        elif isinstance(node, cst.WithItem):
-            self._visit(node.item)
-            if node.asname is not None:
-                self._target(node.asname.name, node.item, "with")
-        elif isinstance(node, cst.CompFor):
-            self._visit(node.iter)
-            self._target(node.target, node.iter, "comp")
-            for cond in node.ifs:
-                self._visit(cond)
-            if node.inner_for_in is not None:
-                self._visit(node.inner_for_in)
-        elif isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp)):
-            self._visit(node.for_in)
-            self._visit(node.elt)
-        elif isinstance(node, cst.DictComp):
-            self._visit(node.for_in)
-            self._visit(node.key)
-            self._visit(node.value)
-        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-            for d in node.decorators:
-                self._visit(d)
-            self._bind(node.name.value, node, "def")
-        elif isinstance(node, cst.Lambda):
-            return
-        elif isinstance(node, (cst.Import, cst.ImportFrom)):
-            if not isinstance(node.names, cst.ImportStar):
-                for alias in node.names:
-                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                        self._bind(alias.asname.name.value, node, "import")
-                    elif isinstance(alias.name, cst.Name):
-                        self._bind(alias.name.value, node, "import")
-        elif isinstance(node, cst.ExceptHandler):
-            if node.type is not None:
-                self._visit(node.type)
-            if node.name is not None and isinstance(node.name.name, cst.Name):
-                self._bind(node.name.name.value, None, "except")
-            self._visit(node.body)
-        elif isinstance(node, (cst.Global, cst.Nonlocal, cst.Del)):
-            return
+
+    def _on_aug_assign(self, node: cst.AugAssign) -> None:
+        self._visit(node.value)
+        self._visit(node.target)
+        if isinstance(node.target, cst.Name):
+            self._bind(node.target.value, node, "augassign")
+
+    def _on_named_expr(self, node: cst.NamedExpr) -> None:
+        self._visit(node.value)
+        self._target(node.target, node.value, "assign")
+
+    def _on_loop(self, node: cst.For | cst.While) -> None:
+        is_for = isinstance(node, cst.For)
+        if is_for:
+            self._visit(node.iter)  # type: ignore[union-attr]
         else:
-            for child in children(node):
-                self._visit(child)
+            self._visit(node.test)  # type: ignore[union-attr]
+        self._loops.append(node)
+        self._loops_now = tuple(self._loops)
+        if is_for:
+            self._target(node.target, node.iter, "for")  # type: ignore[union-attr]
+        self._visit(node.body)
+        self._loops.pop()
+        self._loops_now = tuple(self._loops)
+        if node.orelse is not None:
+            self._visit(node.orelse)
+
+    def _on_with_item(self, node: cst.WithItem) -> None:
+        self._visit(node.item)
+        if node.asname is not None:
+            self._target(node.asname.name, node.item, "with")
+
+    def _on_comp_for(self, node: cst.CompFor) -> None:
+        self._visit(node.iter)
+        self._target(node.target, node.iter, "comp")
+        for cond in node.ifs:
+            self._visit(cond)
+        if node.inner_for_in is not None:
+            self._visit(node.inner_for_in)
+
+    def _on_comp(self, node: cst.ListComp | cst.SetComp | cst.GeneratorExp) -> None:
+        self._visit(node.for_in)
+        self._visit(node.elt)
+
+    def _on_dict_comp(self, node: cst.DictComp) -> None:
+        self._visit(node.for_in)
+        self._visit(node.key)
+        self._visit(node.value)
+
+    def _on_def(self, node: cst.FunctionDef | cst.ClassDef) -> None:
+        for d in node.decorators:
+            self._visit(d)
+        self._bind(node.name.value, node, "def")
+
+    def _on_nothing(self, node: cst.CSTNode) -> None:
+        return None
+
+    def _on_import(self, node: cst.Import | cst.ImportFrom) -> None:
+        if not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                    self._bind(alias.asname.name.value, node, "import")
+                elif isinstance(alias.name, cst.Name):
+                    self._bind(alias.name.value, node, "import")
+
+    def _on_except(self, node: cst.ExceptHandler) -> None:
+        if node.type is not None:
+            self._visit(node.type)
+        if node.name is not None and isinstance(node.name.name, cst.Name):
+            self._bind(node.name.name.value, None, "except")
+        self._visit(node.body)
+
+    def _on_other(self, node: cst.CSTNode) -> None:
+        for child in children(node):
+            self._visit(child)
+
+
+# Node classes, in the order they are tried, and the method that handles them.
+_KINDS: tuple[tuple[tuple[type, ...], Callable[[ScopeFacts, Any], None]], ...] = (
+    ((cst.Name,), ScopeFacts._on_name),
+    ((cst.Attribute,), ScopeFacts._on_attribute),
+    ((cst.Arg,), ScopeFacts._on_arg),
+    ((cst.Assign,), ScopeFacts._on_assign),
+    ((cst.AnnAssign,), ScopeFacts._on_ann_assign),
+    ((cst.AugAssign,), ScopeFacts._on_aug_assign),
+    ((cst.NamedExpr,), ScopeFacts._on_named_expr),
+    ((cst.For, cst.While), ScopeFacts._on_loop),
+    ((cst.WithItem,), ScopeFacts._on_with_item),
+    ((cst.CompFor,), ScopeFacts._on_comp_for),
+    ((cst.ListComp, cst.SetComp, cst.GeneratorExp), ScopeFacts._on_comp),
+    ((cst.DictComp,), ScopeFacts._on_dict_comp),
+    ((cst.FunctionDef, cst.ClassDef), ScopeFacts._on_def),
+    ((cst.Lambda,), ScopeFacts._on_nothing),
+    ((cst.Import, cst.ImportFrom), ScopeFacts._on_import),
+    ((cst.ExceptHandler,), ScopeFacts._on_except),
+    ((cst.Global, cst.Nonlocal, cst.Del), ScopeFacts._on_nothing),
+)
+_HANDLERS: dict[type, Callable[[ScopeFacts, Any], None]] = {}
+
+
+def _handler_for(kind: type) -> Callable[[ScopeFacts, Any], None]:
+    """The handler of the first entry of _KINDS that `kind` subclasses (cached: a dict lookup beats isinstance)."""
+    handler = next((h for types, h in _KINDS if issubclass(kind, types)), ScopeFacts._on_other)
+    _HANDLERS[kind] = handler
+    return handler
+
+
+class _Statements(dict):
+    """type -> whether it is a statement."""
+
+    def __missing__(self, kind: type) -> bool:
+        answer = self[kind] = issubclass(kind, cst.BaseStatement)
+        return answer
+
+
+_IS_STATEMENT = _Statements()
