@@ -166,10 +166,16 @@ class MissingEvalMode(Rule):
         self._methods: dict[int, ClassInfo] | None = None
         self._sites: list[tuple[cst.Call, cst.CSTNode]] | None = None
         self._outer: dict[int, cst.FunctionDef] | None = None
+        self._torch = False  # imports only grow during the walk: once torch is imported it stays so
 
     def visit_Call(self, node: cst.Call) -> None:
-        if not isinstance(node.func, (cst.Name, cst.Attribute)) or not self.ctx.imports.imports_torch():
+        kind = type(node.func)
+        if kind is not cst.Name and kind is not cst.Attribute:
             return
+        if not self._torch:
+            self._torch = self.ctx.imports.imports_torch()
+            if not self._torch:
+                return
         scope = self._scope()
         block = self._block(scope) if scope is not None else None
         if scope is None or block is None or _result_unused(self.ctx.parent()) or self._framework_managed(scope):
@@ -187,24 +193,26 @@ class MissingEvalMode(Rule):
 
     def _scope(self) -> cst.CSTNode | None:
         """The innermost function, or the module; None inside a class body or a lambda."""
-        for node in reversed(self.ctx.stack[:-1]):
-            if isinstance(node, cst.FunctionDef):
-                return node
-            if isinstance(node, (cst.ClassDef, cst.Lambda)):
+        stack = self.ctx.stack
+        for i in range(len(stack) - 2, -1, -1):
+            kind = type(stack[i])
+            if kind is cst.FunctionDef:
+                return stack[i]
+            if kind is cst.ClassDef or kind is cst.Lambda:
                 return None
         return self.ctx.module
 
     def _block(self, scope: cst.CSTNode) -> cst.CSTNode | None:
         """The validation-like function, else the outermost no-grad `with` around the call, else None."""
-        if isinstance(scope, cst.FunctionDef):
-            name = scope.name.value
+        if type(scope) is cst.FunctionDef:
+            name = scope.name.value  # type: ignore[attr-defined]
             if name.startswith("test") and PYTEST_FILE_RE.match(os.path.basename(self.ctx.path)):
                 return None
             if VAL_NAME_RE.match(name) or any(self.ctx.is_no_grad(d.decorator) for d in scope.decorators):
                 return scope
         inside = self.ctx.stack[self.ctx.stack.index(scope) + 1:] if scope is not self.ctx.module else self.ctx.stack
         for node in inside:
-            if isinstance(node, cst.With) and any(self.ctx.is_no_grad(item.item) for item in node.items):
+            if type(node) is cst.With and any(self.ctx.is_no_grad(item.item) for item in node.items):
                 return node
         return None
 

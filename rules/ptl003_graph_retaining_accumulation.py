@@ -49,6 +49,13 @@ LOG_METHODS = {"format", "info", "debug", "warning", "log", "write", "set_postfi
 CONFIG_ROOTS = {"args", "cfg", "config", "opt", "opts", "hparams"}
 LIGHTNING_NO_GRAD = {"validation_step", "test_step", "predict_step"}
 SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+SCOPE_TYPES = frozenset(SCOPES)
+# Nodes whose children may hold statements; nested functions and classes are not entered.
+BLOCKS = frozenset({
+    "Module", "IndentedBlock", "If", "Else", "For", "While", "Try", "TryStar", "ExceptHandler", "ExceptStarHandler",
+    "Finally", "With", "Match", "MatchCase",
+})
+ACCUMULATING_OPERATORS = frozenset((cst.AddAssign, cst.SubtractAssign))
 ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
 SILENT = {"backward", "bank", "loss"}
 ESCAPES = {"return", "store"}
@@ -139,6 +146,7 @@ class GraphRetainingAccumulation(Rule):
     def __init__(self, ctx: Context, options: dict[str, Any] | None = None) -> None:
         super().__init__(ctx, options)
         self._parent_maps: dict[int, dict[int, cst.CSTNode]] = {}
+        self._with_lists: dict[int, list[cst.With]] = {}
         self._flags: dict[tuple[str, int], bool] = {}
         self._sites: dict[str, list[bool]] | None = None
         self._frozen_names: set[str] | None = None
@@ -146,23 +154,24 @@ class GraphRetainingAccumulation(Rule):
     # --- accumulation sites ---
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign)):
-            self._check(_root_name(node.target), node.value, isinstance(node.target, cst.Name))
+        if type(node.operator) in ACCUMULATING_OPERATORS:
+            self._check(_root_name(node.target), node.value, type(node.target) is cst.Name)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if len(node.targets) != 1:
             return
         target = node.targets[0].target
-        if isinstance(target, cst.Name):
-            operand = _summand(node.value, target.value)
+        kind = type(target)
+        if kind is cst.Name:
+            operand = _summand(node.value, target.value)  # type: ignore[attr-defined]
             if operand is not None:
-                self._check(target.value, operand, True)
-        elif isinstance(target, cst.Subscript) and self._varying_key(target):
+                self._check(target.value, operand, True)  # type: ignore[attr-defined]
+        elif kind is cst.Subscript and self._varying_key(target):  # type: ignore[arg-type]
             self._check(_root_name(target.value), node.value, False)
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in ("append", "appendleft") and len(node.args) == 1:
+        if type(func) is cst.Attribute and func.attr.value in ("append", "appendleft") and len(node.args) == 1:  # type: ignore[attr-defined]
             arg = node.args[0]
             if arg.keyword is None and not arg.star:
                 self._check(_root_name(func.value), arg.value, False)
@@ -285,34 +294,50 @@ class GraphRetainingAccumulation(Rule):
     def _collect_sites(self, node: cst.CSTNode, off: bool) -> None:
         """Record, for each called name, whether every call runs under no_grad."""
         assert self._sites is not None
-        if isinstance(node, cst.With) and any(self.ctx.is_no_grad(i.item) for i in node.items):
+        kind = type(node)
+        if kind is cst.With and any(self.ctx.is_no_grad(i.item) for i in node.items):  # type: ignore[attr-defined]
             off = True
-        elif isinstance(node, cst.FunctionDef):
-            off = any(self.ctx.is_no_grad(d.decorator) for d in node.decorators)
-        elif isinstance(node, cst.Call):
-            name = _last_name(node.func)
+        elif kind is cst.FunctionDef:
+            off = any(self.ctx.is_no_grad(d.decorator) for d in node.decorators)  # type: ignore[attr-defined]
+        elif kind is cst.Call:
+            name = _last_name(node.func)  # type: ignore[attr-defined]
             if name is not None:
                 self._sites.setdefault(name, []).append(off)
         for child in children(node):
             self._collect_sites(child, off)
 
     def _under_no_grad(self, stmt: cst.CSTNode) -> bool:
-        parents = self._parents()
-        node = parents.get(id(stmt))
-        while node is not None:
-            if isinstance(node, cst.With) and any(self.ctx.is_no_grad(i.item) for i in node.items):
-                return True
-            node = parents.get(id(node))
-        return False
+        """Whether a no-grad `with` of the current scope holds `stmt` (a statement of that scope)."""
+        facts = self.ctx.scope_facts()
+        return any(
+            w is not stmt and facts.contains(w, stmt) and any(self.ctx.is_no_grad(i.item) for i in w.items)
+            for w in self._withs(facts.scope)
+        )
+
+    def _withs(self, scope: cst.CSTNode) -> list[cst.With]:
+        """The `with` statements of `scope`, nested functions and classes left out."""
+        found = self._with_lists.get(id(scope))
+        if found is None:
+            found = self._with_lists[id(scope)] = []
+            stack: list[cst.CSTNode] = [scope.body if type(scope) is cst.FunctionDef else scope]  # type: ignore[attr-defined]
+            while stack:
+                node = stack.pop()
+                name = type(node).__name__
+                if name == "With":
+                    found.append(node)  # type: ignore[arg-type]
+                if name in BLOCKS:
+                    stack.extend(children(node))
+        return found
 
     def _frozen(self) -> set[str]:
         """Dotted names of modules frozen with `requires_grad_(False)` or `p.requires_grad = False` loops."""
         if self._frozen_names is None:
             self._frozen_names = set()
             for node in iter_nodes(self.ctx.module, enter_scopes=True):
-                if isinstance(node, cst.Call) and _is_freeze_call(node) and isinstance(node.func, cst.Attribute):
-                    self._frozen_names.add(self.ctx.dotted(node.func.value) or "")
-                elif isinstance(node, cst.For) and _iterates_parameters(node.iter) and _freezes(node.body):
+                kind = type(node)
+                if kind is cst.Call and _is_freeze_call(node) and isinstance(node.func, cst.Attribute):  # type: ignore[arg-type, attr-defined]
+                    self._frozen_names.add(self.ctx.dotted(node.func.value) or "")  # type: ignore[attr-defined]
+                elif kind is cst.For and _iterates_parameters(node.iter) and _freezes(node.body):
                     assert isinstance(node.iter, cst.Call) and isinstance(node.iter.func, cst.Attribute)
                     self._frozen_names.add(self.ctx.dotted(node.iter.func.value) or "")
         return self._frozen_names
@@ -415,12 +440,13 @@ class GraphRetainingAccumulation(Rule):
         """The value bound to a callee name, or the in-file function or method it names."""
         if isinstance(func, cst.Name):
             b = self.ctx.reaching(func)
-            outer = [self.ctx.scope_facts(f) for f in self.ctx.functions()[-2::-1]] + [self.ctx.module_facts()]
-            for facts in outer if b is None else ():
-                binds = facts.bindings_of(func.value)
-                if binds:
-                    b = binds[-1]
-                    break
+            if b is None:  # the enclosing functions, innermost first, then the module
+                outer = [*(self.ctx.scope_facts(f) for f in self.ctx.functions()[-2::-1]), None]
+                for facts in outer:
+                    binds = (facts or self.ctx.module_facts()).bindings_of(func.value)
+                    if binds:
+                        b = binds[-1]
+                        break
             return b.value if b is not None else None
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
             info = self.ctx.class_info()
@@ -620,7 +646,7 @@ class GraphRetainingAccumulation(Rule):
             stack = [scope]
             while stack:
                 node = stack.pop()
-                if node is not scope and isinstance(node, SCOPES):
+                if node is not scope and type(node) in SCOPE_TYPES:
                     continue
                 for child in children(node):
                     table[id(child)] = node
@@ -638,20 +664,21 @@ def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 
 def _root_name(expr: cst.CSTNode) -> str | None:
     """`d` for `d`, `d[k]`, `d.attr[k]`; None for anything else."""
-    while isinstance(expr, (cst.Subscript, cst.Attribute)):
-        expr = expr.value
-    return expr.value if isinstance(expr, cst.Name) else None
+    while type(expr) is cst.Subscript or type(expr) is cst.Attribute:
+        expr = expr.value  # type: ignore[attr-defined]
+    return expr.value if type(expr) is cst.Name else None  # type: ignore[attr-defined]
 
 
 def _last_name(expr: cst.CSTNode) -> str | None:
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    return expr.value if isinstance(expr, cst.Name) else None
+    kind = type(expr)
+    if kind is cst.Attribute:
+        return expr.attr.value  # type: ignore[attr-defined]
+    return expr.value if kind is cst.Name else None  # type: ignore[attr-defined]
 
 
 def _summand(value: cst.BaseExpression, name: str) -> cst.BaseExpression | None:
     """`x` in `name + x`, `x + name` or `name - x`."""
-    if not isinstance(value, cst.BinaryOperation) or value.lpar:
+    if type(value) is not cst.BinaryOperation or value.lpar:  # type: ignore[attr-defined]
         return None
     left_is = isinstance(value.left, cst.Name) and value.left.value == name
     if isinstance(value.operator, (cst.Add, cst.Subtract)) and left_is:

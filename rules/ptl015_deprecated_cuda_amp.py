@@ -25,6 +25,8 @@ for _device in ("cuda", "cpu"):
     OLD[f"torch.{_device}.amp.grad_scaler.GradScaler"] = ("GradScaler", _device)
 OLD["torch.cuda.amp.custom_fwd"] = ("custom_fwd", "cuda")
 OLD["torch.cuda.amp.custom_bwd"] = ("custom_bwd", "cuda")
+# The last parts of the deprecated names: a cheap test before resolving a name.
+OLD_LAST = frozenset(q.rsplit(".", 1)[-1] for q in OLD)
 # Deprecated modules that an import may bind: `from torch.cuda import amp`.
 OLD_MODULES = {"torch.cuda.amp": "cuda", "torch.cpu.amp": "cpu"}
 # The torch version that first has the replacement.
@@ -122,10 +124,12 @@ class DeprecatedCudaAmp(Rule):
             self._site(node.decorator, None)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        self._value_reference(node)
+        if node.attr.value in OLD_LAST:  # else it cannot resolve to a name in OLD
+            self._value_reference(node)
 
     def visit_Name(self, node: cst.Name) -> None:
-        self._value_reference(node)
+        if self.ctx.imports.aliases.get(node.value) in OLD:  # what `qualname` gives for a Name
+            self._value_reference(node)
 
     def leave_Module(self, node: cst.Module) -> None:
         for group in self._all_groups().values():
@@ -135,6 +139,8 @@ class DeprecatedCudaAmp(Rule):
 
     def _site(self, func: cst.BaseExpression, call: cst.Call | None) -> None:
         """A deprecated API called (`call`) or used as a bare decorator (`call` is None)."""
+        if not self._may_be_old(func):
+            return
         qual = self.ctx.qualname(func)
         if qual not in OLD or id(func) in self._reported:
             return
@@ -176,6 +182,15 @@ class DeprecatedCudaAmp(Rule):
         self._reported.add(id(node))
         name, device = OLD[qual]
         self.report(node, self._message(qual, name, device, "no automatic fix for a value"))
+
+    def _may_be_old(self, expr: cst.CSTNode) -> bool:
+        """False when `expr` surely does not resolve to a name in OLD (cheaper than `qualname`)."""
+        kind = type(expr)
+        if kind is cst.Attribute:
+            return expr.attr.value in OLD_LAST  # type: ignore[attr-defined]
+        if kind is cst.Name:
+            return self.ctx.imports.aliases.get(expr.value) in OLD  # type: ignore[attr-defined]
+        return False
 
     def _torch_prefix(self, func: cst.BaseExpression) -> tuple[cst.BaseExpression, tuple[Edit, ...]]:
         """How to spell the torch module: the head of `torch.cuda.amp.x`, an import of torch, or a new one."""
@@ -223,6 +238,8 @@ class DeprecatedCudaAmp(Rule):
     def _collect_groups(self) -> dict[int, _Group]:
         """Imports of deprecated AMP names that bind a name the file keeps (first binding wins)."""
         groups: dict[int, _Group] = {}
+        if not self._may_have_groups():
+            return groups
         for stmt, line, stack in _imports(self.ctx.module):
             bound = _bound(stmt)
             ours = {local: full for local, full in bound.items() if full in OLD or full in OLD_MODULES}
@@ -239,6 +256,16 @@ class DeprecatedCudaAmp(Rule):
         if groups:
             self._collect_uses(groups)
         return groups
+
+    def _may_have_groups(self) -> bool:
+        """Whether some import that wins a binding binds a deprecated name: else no import makes a group."""
+        seen: set[int] = set()
+        for stmt, _ in self.ctx.imports.origins.values():
+            if id(stmt) not in seen:
+                seen.add(id(stmt))
+                if any(full in OLD or full in OLD_MODULES for full in _bound(stmt).values()):
+                    return True
+        return False
 
     def _collect_uses(self, groups: dict[int, _Group]) -> None:
         by_local = {local: g for g in groups.values() for local in g.locals}
