@@ -510,7 +510,10 @@ def _imports(module: cst.Module) -> Iterator[tuple[cst.Import | cst.ImportFrom, 
                     yield from walk(child)
         stack.pop()
 
-    yield from walk(module)
+    try:
+        yield from walk(module)
+    finally:
+        walk = None  # type: ignore[assignment]  # no closure cycle holding the tree
 
 
 def _names(module: cst.Module) -> Iterator[tuple[cst.Name, list[cst.CSTNode]]]:
@@ -535,7 +538,10 @@ def _names(module: cst.Module) -> Iterator[tuple[cst.Name, list[cst.CSTNode]]]:
             yield from walk(child)
         stack.pop()
 
-    yield from walk(module)
+    try:
+        yield from walk(module)
+    finally:
+        walk = None  # type: ignore[assignment]  # no closure cycle holding the tree
 
 
 def _statement_of(module: cst.Module, target: cst.CSTNode) -> cst.CSTNode | None:
@@ -550,5 +556,8 @@ def _statement_of(module: cst.Module, target: cst.CSTNode) -> cst.CSTNode | None
             return True
         return any(walk(child, stmt) for child in children(node))
 
-    walk(module, None)
+    try:
+        walk(module, None)
+    finally:
+        walk = None  # type: ignore[assignment]  # no closure cycle holding the tree
     return found[0]

@@ -320,4 +320,7 @@ def _in_compat(module: cst.Module, target: cst.CSTNode) -> bool:
         stack.pop()
         return None
 
-    return bool(walk(module))
+    try:
+        return bool(walk(module))
+    finally:
+        walk = None  # type: ignore[assignment]  # no closure cycle holding the tree

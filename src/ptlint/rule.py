@@ -48,7 +48,7 @@ Edit = Union[Replace, InsertBefore, InsertAfter]
 class RawFinding:
     """A finding as a rule reports it, before positions are resolved."""
 
-    rule: "Rule"
+    rule: "type[Rule] | Rule"  # only `code` and `name` are read
     node: cst.CSTNode
     message: str
     fix: Fix | None
@@ -94,7 +94,8 @@ class Rule:
         fix: Fix | None = None,
     ) -> None:
         """Report a finding at `node`, optionally with a fix."""
-        self.reports.append(RawFinding(self, node, message or self.message, fix, self.ctx.statement()))
+        # The class, not the instance: a finding must not hold its rule (and so the tree) in a cycle.
+        self.reports.append(RawFinding(type(self), node, message or self.message, fix, self.ctx.statement()))
 
     # --- class-level helpers used by the engine and the docs generator ---
 
