@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 import libcst as cst
 
 from ptlint.facts.dataflow import Binding, ScopeFacts, Use
-from ptlint.facts.walk import children, iter_nodes
+from ptlint.facts.walk import children, in_blocks, iter_nodes
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 if TYPE_CHECKING:
@@ -318,15 +318,8 @@ class GraphRetainingAccumulation(Rule):
         """The `with` statements of `scope`, nested functions and classes left out."""
         found = self._with_lists.get(id(scope))
         if found is None:
-            found = self._with_lists[id(scope)] = []
-            stack: list[cst.CSTNode] = [scope.body if type(scope) is cst.FunctionDef else scope]  # type: ignore[attr-defined]
-            while stack:
-                node = stack.pop()
-                name = type(node).__name__
-                if name == "With":
-                    found.append(node)  # type: ignore[arg-type]
-                if name in BLOCKS:
-                    stack.extend(children(node))
+            root = scope.body if type(scope) is cst.FunctionDef else scope  # type: ignore[attr-defined]
+            found = self._with_lists[id(scope)] = in_blocks(root, "With", BLOCKS)  # type: ignore[assignment]
         return found
 
     def _frozen(self) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import children, iter_nodes
+from ptlint.facts.walk import in_blocks, iter_nodes
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 # torch factories whose result is a fresh tensor.
@@ -239,16 +239,7 @@ _BLOCKS = frozenset({
 
 def _assignments(body: cst.BaseSuite) -> list[cst.Assign]:
     """The `=` statements in `body`, in source order, without entering expressions or nested scopes."""
-    out: list[cst.Assign] = []
-    stack: list[cst.CSTNode] = [body]
-    while stack:
-        node = stack.pop()
-        name = type(node).__name__
-        if name == "Assign":
-            out.append(node)  # type: ignore[arg-type]
-        elif name in _BLOCKS:
-            stack.extend(reversed(children(node)))
-    return out
+    return in_blocks(body, "Assign", _BLOCKS)  # type: ignore[return-value]
 
 
 def _registered_attrs(init: cst.FunctionDef) -> set[str]:

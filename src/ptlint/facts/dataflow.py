@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import libcst as cst
 
-from ptlint.facts.walk import children
+from ptlint.facts.walk import IsSubclass, children
 
 LOOP_TYPES = (cst.For, cst.While)
 
@@ -268,12 +268,4 @@ def _handler_for(kind: type) -> Callable[[ScopeFacts, Any], None]:
     return handler
 
 
-class _Statements(dict):
-    """type -> whether it is a statement."""
-
-    def __missing__(self, kind: type) -> bool:
-        answer = self[kind] = issubclass(kind, cst.BaseStatement)
-        return answer
-
-
-_IS_STATEMENT = _Statements()
+_IS_STATEMENT = IsSubclass(cst.BaseStatement)

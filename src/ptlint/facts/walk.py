@@ -33,15 +33,19 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     return names
 
 
-class _NodeTypes(dict):
-    """type -> whether it is a libcst node; a plain dict lookup avoids the slow ABC isinstance."""
+class IsSubclass(dict):
+    """type -> whether it subclasses `base`: a plain dict lookup instead of the slow ABC isinstance."""
+
+    def __init__(self, base: type) -> None:
+        super().__init__()
+        self.base = base
 
     def __missing__(self, node_type: type) -> bool:
-        answer = self[node_type] = issubclass(node_type, cst.CSTNode)
+        answer = self[node_type] = issubclass(node_type, self.base)
         return answer
 
 
-_IS_NODE = _NodeTypes()
+_IS_NODE = IsSubclass(cst.CSTNode)
 
 
 # While the engine analyses a file, the children of each node are computed once: rules and facts
@@ -102,6 +106,21 @@ def iter_nodes(root: cst.CSTNode, enter_scopes: bool = False) -> Iterator[cst.CS
         if not enter_scopes and type(node).__name__ in scopes:
             continue
         stack.extend(reversed(children(node)))
+
+
+def in_blocks(root: cst.CSTNode, type_name: str, blocks: frozenset[str]) -> list[cst.CSTNode]:
+    """The nodes called `type_name` below `root` (and `root` itself), in source order, entering only
+    nodes whose type name is in `blocks` (statement containers: expressions and scopes are skipped)."""
+    out: list[cst.CSTNode] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        name = type(node).__name__
+        if name == type_name:
+            out.append(node)
+        if name in blocks:
+            stack.extend(reversed(children(node)))
+    return out
 
 
 def find_all(root: cst.CSTNode, pred: Callable[[cst.CSTNode], bool], enter_scopes: bool = False) -> list[cst.CSTNode]:
