@@ -10,7 +10,7 @@ import libcst as cst
 
 from ptlint.engine import Analysis
 from ptlint.finding import allowed
-from ptlint.rule import Fix, FixSafety, InsertBefore, Replace
+from ptlint.rule import Fix, InsertBefore, Replace
 
 MAX_ROUNDS = 10
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 import libcst as cst
 
-from ptlint.finding import Finding, Fix, FixSafety, Position, allowed
+from ptlint.finding import Finding, Fix, FixSafety, Position, allowed  # noqa: F401  (re-exported: rules import them from here)
 
 if TYPE_CHECKING:
     from ptlint.context import Context
