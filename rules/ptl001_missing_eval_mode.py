@@ -73,6 +73,18 @@ class _ScopeInfo:
     chains: dict[int, Chain] = field(default_factory=dict)
     loop_of: dict[int, int] = field(default_factory=dict)
     backward_loops: set[int] = field(default_factory=set)
+    outer_loop: dict[int, int] = field(default_factory=dict)
+
+    def in_backward_loop(self, call: cst.Call) -> bool:
+        """Whether the call's loop, or a loop around it, also calls `.backward()`."""
+        loop = self.loop_of[id(call)]
+        if loop in self.backward_loops:
+            return True
+        while loop:
+            loop = self.outer_loop.get(loop, 0)
+            if loop and loop in self.backward_loops:
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -102,10 +114,15 @@ class MissingEvalMode(Rule):
     It stays silent when the mode is set elsewhere in a way it can follow: `.eval()` on an alias
     (`model.module`, `torch.compile(model)`, a DDP wrapper), a conditional `.eval()`, an in-file
     helper that sets the mode, a helper or closure whose every in-file caller has already called
-    `.eval()`, `self.teacher.eval()` in `__init__`, module-level `.eval()` of a global model,
+    `.eval()` (or only passes on a model that a `*_step` hook or a caller-less method received),
+    a closure over a model that its enclosing function set to eval mode, copied or traced,
+    `self.teacher.eval()` in `__init__` (also `model.eval()` then `self.model = model`),
+    module-level `.eval()` of a global model,
     `from_pretrained` models (loaded in eval mode), copies and scripted modules.
     It also skips Lightning modules, `*_step` functions and `forward` methods (the caller owns the
-    mode), forward passes in a loop body or function that also calls `.backward()` (GAN fakes,
+    mode), submodules (`self.backbone`) called in any method of an `nn.Module` that does not train
+    itself (they share their parent's mode, which its caller sets), forward passes in a loop body,
+    an enclosing loop's body or a function that also calls `.backward()` (GAN fakes,
     target networks, pseudo-labels are training steps), pytest `test*` functions (in `test_*.py` or
     `*_test.py`), calls whose result is discarded (batch-norm recalibration, warm-up), models built
     in the function that are only called (shape smoke tests), and in-file models built only from
@@ -183,7 +200,7 @@ class MissingEvalMode(Rule):
         if not self.ctx.is_module_expr(node.func) or self._is_function_ref(node.func, scope):
             return
         info = self._info(scope, deep=True)
-        if id(node) not in info.calls or info.loop_of[id(node)] in info.backward_loops:
+        if id(node) not in info.calls or info.in_backward_loop(node):
             return
         resolved = self._resolve(node.func, info.facts)
         if resolved is not None and (id(block), resolved[0]) not in self._reported:
@@ -252,6 +269,8 @@ class MissingEvalMode(Rule):
         verdict = self._analyze(key, node, scope)
         if not verdict.offending or self._untrained(binding, scope) or self._mode_free(key, binding, scope):
             return
+        if self._submodule_of_module(key, scope):
+            return
         if self._covered_by_callers(key, binding, scope) or self._mode_set_elsewhere(key):
             return
         spelling = dotted_name(_strip_module(node.func)) or ""
@@ -290,6 +309,14 @@ class MissingEvalMode(Rule):
         """Eval mode set before the function runs: at module level, or in `__init__` and never undone."""
         if key.endswith("@global") and isinstance(scope, cst.FunctionDef):
             name = key.split("@")[0]
+            outer = self._enclosing().get(id(scope))
+            while outer is not None:  # a closure's free model: the mode its enclosing function left
+                binds = self.ctx.scope_facts(outer).bindings_of(name)
+                if binds:
+                    info = self._info(outer, deep=True)
+                    keys = {self._resolve_binding(b, info.facts, 0)[0] for b in binds}
+                    return _last_kind(e for e in info.events if e.root in keys) in (EVAL, UNKNOWN)
+                outer = self._enclosing().get(id(outer))
             events = [e for e in self._info(self.ctx.module, deep=True).events if e.root.split("@")[0] == name]
             return _last_kind(events) in (EVAL, UNKNOWN)
         cls = self._class_of(scope)
@@ -369,6 +396,17 @@ class MissingEvalMode(Rule):
             return False
         return all(self._ctor_mode_free(a.value) for a in expr.args if isinstance(a.value, cst.Call))
 
+    def _submodule_of_module(self, key: str, scope: cst.CSTNode) -> bool:
+        """`self.encoder` in a method of an nn.Module that does not train itself: it shares the mode
+        of its parent, which the parent's caller sets (`model.eval()`), as for `forward`."""
+        cls = self._class_of(scope)
+        if not key.startswith("self.") or cls is None or not cls.is_module:
+            return False
+        return not any(
+            isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value in BACKWARD_ATTRS
+            for method in cls.methods.values() for n in iter_nodes(method.body)
+        )
+
     def _mode_set_elsewhere(self, key: str) -> bool:
         """`self.model` in a class with a base defined in another file, which may set the mode."""
         cls = self.ctx.class_info()
@@ -392,9 +430,27 @@ class MissingEvalMode(Rule):
             return is_param and cls is not None
         for call, site_scope in sites:
             site_key = self._key_at_site(key, binding if is_param else None, scope, call, site_scope)
-            if site_key is None or self._analyze(site_key, call, site_scope).offending:
+            if site_key is None:
+                return False
+            if self._analyze(site_key, call, site_scope).offending and not self._passed_on(site_key, site_scope):
                 return False
         return True
+
+    def _passed_on(self, key: str, site: cst.CSTNode) -> bool:
+        """The caller only passes on a model it received itself, and its own caller owns the mode:
+        a `*_step` hook, or a method with no caller in the file (library API)."""
+        if not isinstance(site, cst.FunctionDef):
+            return False
+        name, _, order = key.partition("@")
+        params = [b for b in self.ctx.scope_facts(site).bindings_of(name) if b.kind == "param"]
+        if not params or str(params[0].order) != order:
+            return False
+        cls = self._class_of(site)
+        if site.name.value.endswith("_step"):
+            return True
+        return cls is not None and not any(
+            s is not site and self._calls_function(c, s, site, cls) for c, s in self._all_calls()
+        )
 
     def _key_at_site(
         self, key: str, param: Binding | None, func: cst.FunctionDef, call: cst.Call, site: cst.CSTNode
@@ -496,6 +552,8 @@ class MissingEvalMode(Rule):
             stmt = chain[-1] if chain else None
             if stmt is node:
                 info.chains[id(node)] = chain
+            if isinstance(node, (cst.For, cst.While)):
+                info.outer_loop[id(node)] = loop
             if isinstance(node, cst.Call):
                 info.calls[id(node)] = (node, conds, chain)
                 info.loop_of[id(node)] = loop
@@ -504,7 +562,7 @@ class MissingEvalMode(Rule):
                 modes = self._call_modes(node, info.facts, cls, deep)
                 info.events.extend(_Event(info.facts.order_of(node), r, k, stmt, conds) for r, k in modes)
             elif isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
-                modes = self._assign_modes(node, info.facts)
+                modes = self._assign_modes(node, info.facts) or _alias_modes(node, info, self._resolve)
                 info.events.extend(_Event(info.facts.end_of(node), r, k, stmt, conds) for r, k in modes)
         return info
 
@@ -675,6 +733,18 @@ class MissingEvalMode(Rule):
                 if isinstance(n, cst.Call) and (isinstance(n.func, cst.Name) or _is_self_attr(n.func))
             ]
         return self._sites
+
+
+def _alias_modes(node: cst.Assign | cst.AnnAssign, info: _ScopeInfo, resolve: Any) -> list[tuple[str, str]]:
+    """`self.model = model` after `model.eval()`: the attribute takes the local module's last mode."""
+    target = node.targets[0].target if isinstance(node, cst.Assign) and len(node.targets) == 1 else None
+    if isinstance(node, cst.AnnAssign):
+        target = node.target
+    if not _is_self_attr(target) or not isinstance(node.value, cst.Name):
+        return []
+    resolved = resolve(node.value, info.facts)
+    kind = _last_kind(e for e in info.events if resolved is not None and e.root == resolved[0])
+    return [(f"self.{target.attr.value}", kind)] if kind is not None else []
 
 
 def _scan(node: cst.CSTNode, conds: frozenset[int], chain: Chain, loop: int, out: list[ScanItem]) -> None:

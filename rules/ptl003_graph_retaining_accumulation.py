@@ -81,8 +81,9 @@ class GraphRetainingAccumulation(Rule):
     are off (`no_grad`, `inference_mode`, `set_grad_enabled(False)`, helpers named like them, a
     function only called under `no_grad`, Lightning evaluation hooks, frozen models), when the
     accumulated tensors are fed to a loss function, for memory banks that are detached or truncated
-    inside the loop, and for accumulators bound inside the loop. Accumulators on `self` are left to
-    PTL004.
+    inside the loop, for accumulators bound inside the loop, and for loops inside an `nn.Module`'s
+    `forward` (over layers, pyramid levels or time steps), whose lists die with the forward pass.
+    Accumulators on `self` are left to PTL004.
 
     ## Why is this bad?
     Each accumulated tensor references the graph that produced it, so the graph of every iteration
@@ -182,12 +183,22 @@ class GraphRetainingAccumulation(Rule):
         if root is None or root == "self" or not loops:
             return
         loop = loops[-1]
-        if not self._outlives(root, loop) or not self._graph(value) or self._grad_off():
+        if self._in_module_forward() or not self._outlives(root, loop):
+            return
+        if not self._graph(value) or self._grad_off():
             return
         flow = self._flow(root, loop)
         if flow & SILENT or (flow & ESCAPES and not self._logging_context()):
             return
         self.report(value, fix=self._fix(root, value, sum_form, flow))
+
+    def _in_module_forward(self) -> bool:
+        """A loop inside an nn.Module's `forward` (over layers, levels or time steps): its local
+        accumulators are part of one forward pass and die with it."""
+        info, func = self.ctx.class_info(), self.ctx.function()
+        return info is not None and info.is_module and func is not None and func.name.value == "forward" and (
+            self.ctx.functions()[0] is func
+        )
 
     def _fix(self, root: str, value: cst.BaseExpression, sum_form: bool, flow: set[str]) -> Fix:
         if (
@@ -301,6 +312,7 @@ class GraphRetainingAccumulation(Rule):
             off = any(self.ctx.is_no_grad(d.decorator) for d in node.decorators)  # type: ignore[attr-defined]
         elif kind is cst.Call:
             name = _last_name(node.func)  # type: ignore[attr-defined]
+            name = "__call__" if name == "self" else name  # `self(batch)` runs the class's `__call__`
             if name is not None:
                 self._sites.setdefault(name, []).append(off)
         for child in children(node):

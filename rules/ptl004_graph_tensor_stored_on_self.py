@@ -85,7 +85,8 @@ class GraphTensorStoredOnSelf(Rule):
     and constants; auxiliary losses (a `forward` storing `self.aux_loss`/`self.kl`, or any
     attribute that a loss read elsewhere in the file backpropagates); attributes whose gradient
     is read (`.grad`, `register_hook`) or that the file detaches itself (truncated BPTT);
-    `*cache*` attributes and slice writes into buffers (KV caches); and Lightning's
+    `*cache*` attributes and slice writes into buffers (KV caches); values computed once under
+    `if self.x is None:` or `if not hasattr(self, "x"):` and reused by later calls; and Lightning's
     `validation_step`/`test_step`/`predict_step`, which run under inference mode.
 
     ## Why is this bad?
@@ -180,6 +181,8 @@ class GraphTensorStoredOnSelf(Rule):
             return
         if kind == "assign" and mode == "forward" and AUX_LOSS_ATTR_RE.search(attr):
             return
+        if kind == "assign" and self._memoized(attr):
+            return
         if self._read_elsewhere(attr):
             return
         new = None if kind == "unpack" or self._read_back(attr) else self._detached(value, mode)
@@ -201,6 +204,15 @@ class GraphTensorStoredOnSelf(Rule):
         if method.endswith("_step") and not (info.is_lightning and method in LIGHTNING_NO_GRAD_STEPS):
             return "step"
         return None
+
+    def _memoized(self, attr: str) -> bool:
+        """Inside `if self.attr is None:` or `if not hasattr(self, "attr"):`: a value computed once and
+        reused by later calls (a per-sequence projection, a cached inverse), reset by its owner."""
+        stack = self.ctx.stack
+        for node, child in zip(stack, stack[1:]):
+            if isinstance(node, cst.If) and child is node.body and _tests_unset(node.test, attr):
+                return True
+        return False
 
     def _eval_only(self) -> bool:
         """Inside `if not self.training:` (or the `else` of `if self.training:`), or the grad-enabled twins."""
@@ -632,6 +644,25 @@ def _value_parts(expr: cst.CSTNode) -> list[cst.CSTNode]:
     if isinstance(expr, cst.DictComp):
         return [expr.value]
     return []
+
+
+def _tests_unset(test: cst.BaseExpression, attr: str) -> bool:
+    """`self.attr is None` or `not hasattr(self, "attr")`, alone or as one operand of an `or`."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.Or):
+        return _tests_unset(test.left, attr) or _tests_unset(test.right, attr)
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        target = test.comparisons[0]
+        is_none = isinstance(target.operator, cst.Is) and isinstance(target.comparator, cst.Name)
+        return is_none and target.comparator.value == "None" and _self_attr(test.left) == attr
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        call = test.expression
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value == "hasattr":
+            args = [a.value for a in call.args]
+            return (
+                len(args) == 2 and _is_self(args[0]) and isinstance(args[1], cst.SimpleString)
+                and args[1].evaluated_value == attr
+            )
+    return False
 
 
 def _training_test(test: cst.BaseExpression) -> tuple[bool, bool]:

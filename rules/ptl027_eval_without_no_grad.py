@@ -33,9 +33,10 @@ class EvalWithoutNoGrad(Rule):
 
     It stays silent when the code needs gradients (`backward()`, `torch.autograd.grad`,
     `requires_grad_()`, `requires_grad=True`, hooks: saliency maps, adversarial examples), in
-    LightningModule methods (Lightning disables gradients in its loops), in pytest tests, and
-    when the function is decorated with `@torch.no_grad()`, `@torch.inference_mode()` or a
-    project wrapper whose name says so (`@smart_inference_mode()`).
+    LightningModule methods (Lightning disables gradients in its loops), in `forward` methods
+    (the module's caller chooses the grad mode), in pytest tests, when the function enters
+    `torch.no_grad()` on an `ExitStack`, and when it is decorated with `@torch.no_grad()`,
+    `@torch.inference_mode()` or a project wrapper whose name says so (`@smart_inference_mode()`).
 
     ## Why is this bad?
     Every forward pass with gradients on records the graph and keeps each layer's activations
@@ -84,9 +85,11 @@ class EvalWithoutNoGrad(Rule):
         if not (evaluates or calls_eval):
             return
         info = self.ctx.class_info()
-        if info is not None and info.is_lightning:
-            return
+        if info is not None and (info.is_lightning or name == "forward"):
+            return  # a module's caller owns the grad mode of its forward pass
         if any(self._no_grad_decorator(d.decorator) for d in node.decorators) or _needs_grad(node):
+            return
+        if self._enters_no_grad(node):
             return
         call = self._unguarded_model_call(node.body)
         if call is None or (not calls_eval and not self._in_loop(node, call)):
@@ -127,6 +130,14 @@ class EvalWithoutNoGrad(Rule):
         target = expr.func if isinstance(expr, cst.Call) else expr
         name = (dotted_name(target) or "").rsplit(".", 1)[-1].lower()
         return "no_grad" in name or "inference_mode" in name
+
+    def _enters_no_grad(self, func: cst.FunctionDef) -> bool:
+        """`stack.enter_context(torch.no_grad())` on an `ExitStack` in the body."""
+        return any(
+            isinstance(n.func, cst.Attribute) and n.func.attr.value == "enter_context" and len(n.args) == 1
+            and self.ctx.is_no_grad(n.args[0].value)
+            for n in _calls(func.body)
+        )
 
     def _calls_eval(self, func: cst.FunctionDef) -> bool:
         """Whether the body of `func` (nested scopes left out) calls `<x>.eval()`."""
