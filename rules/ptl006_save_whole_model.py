@@ -38,7 +38,7 @@ DATA_WORDS = {
     "path", "file", "filename", "dir", "name", "names", "cfg", "config", "args", "kwargs", "hparams", "out",
     "outs", "output", "outputs", "pred", "preds", "logits", "feats", "features", "emb", "embeds", "embeddings",
     "loss", "losses", "data", "info", "meta", "type", "id", "url", "tensor", "tensors", "scores", "grads",
-    "stats", "results", "cache", "cp",
+    "stats", "results", "cache", "cp", "class", "cls",
 }
 CONTAINER_CALLS = {"dict", "OrderedDict", "collections.OrderedDict"}
 LITERALS = (

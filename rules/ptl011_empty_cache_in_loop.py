@@ -23,7 +23,8 @@ class EmptyCacheInLoop(Rule):
 
     It stays silent in epoch loops and other loops (over models, configurations or files), under a
     step guard such as `if step % 100 == 0:`, in `except` handlers (out-of-memory recovery), and
-    under conditions that test memory (`if torch.cuda.memory_reserved() > limit:`).
+    under conditions that test memory (`if torch.cuda.memory_reserved() > limit:`), and right
+    after `del model`, which releases one model before the loop builds the next.
 
     ## Why is this bad?
     `empty_cache()` does not give PyTorch more memory: the caching allocator would have reused
@@ -72,12 +73,28 @@ class EmptyCacheInLoop(Rule):
         if loop is None or self.ctx.in_step_guard() or self._conditional(loop):
             return
         line = self.ctx.statement()
+        if self._after_model_del(line):
+            return
         fix = None
         if isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 and isinstance(line.body[0], cst.Expr):
             edits = move_statement(self.ctx, line, self._anchor(loop), after=True) if line.body[0].value is node else None
             if edits:
                 fix = Fix("Move `empty_cache()` after the loop", FixSafety.UNSAFE, edits)
         self.report(node, fix=fix)
+
+    def _after_model_del(self, line: cst.CSTNode | None) -> bool:
+        """Just after `del model`: the loop releases one model before it builds the next."""
+        stack = self.ctx.stack
+        index = next((i for i, n in enumerate(stack) if n is line), 0)
+        body = list(getattr(stack[index - 1], "body", ())) if index > 0 else []
+        index = next((i for i, stmt in enumerate(body) if stmt is line), 0)
+        previous = body[index - 1] if index > 0 else None
+        if not isinstance(previous, cst.SimpleStatementLine):
+            return False
+        return any(
+            isinstance(small, cst.Del) and any(self.ctx.is_module_expr(t) for t in _del_targets(small.target))
+            for small in previous.body
+        )
 
     def _anchor(self, loop: cst.CSTNode) -> cst.BaseStatement:
         """Where the moved call goes: after the loop, or after calls already moved there."""
@@ -105,6 +122,12 @@ class EmptyCacheInLoop(Rule):
             if isinstance(node, (cst.If, cst.While)) and node is not loop and _mentions_memory(node.test):
                 return True
         return False
+
+
+def _del_targets(target: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        return [el.value for el in target.elements]
+    return [target]
 
 
 def _mentions_memory(test: cst.CSTNode) -> bool:

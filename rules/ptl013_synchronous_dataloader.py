@@ -8,6 +8,7 @@ import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.paths import is_test_path
+from ptlint.facts.walk import iter_nodes
 from ptlint.callargs import append_keyword
 from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
@@ -24,7 +25,8 @@ class SynchronousDataLoader(Rule):
     Flags `torch.utils.data.DataLoader(...)` without `num_workers`, or with `num_workers=0`.
 
     It stays silent when the arguments are passed through `**kwargs` (the workers may come from
-    there), for in-memory datasets (`TensorDataset`, `range`, list literals), in test files and
+    there), for in-memory datasets (`TensorDataset`, `range`, list literals, in-file datasets whose
+    `__getitem__` only indexes what they hold and calls nothing), in test files and
     notebooks, and for `IterableDataset`s, replay buffers and streams, which are reported without a
     fix: more workers would repeat their samples unless the dataset shards itself.
 
@@ -105,8 +107,18 @@ class SynchronousDataLoader(Rule):
             return True
         if isinstance(value, cst.Call):
             name = dotted_name(value.func) or ""
-            return name in IN_MEMORY or (self.ctx.qualname(value.func) or "") in IN_MEMORY
+            return name in IN_MEMORY or (self.ctx.qualname(value.func) or "") in IN_MEMORY or self._lookup_only(name)
         return False
+
+    def _lookup_only(self, name: str) -> bool:
+        """An in-file dataset class whose `__getitem__` calls nothing: it only indexes data it holds."""
+        cls = self.ctx.classes.get(name)
+        getitem = cls.methods.get("__getitem__") if cls is not None else None
+        if getitem is None:
+            return False
+        nodes = list(iter_nodes(getitem.body))
+        returns = any(isinstance(n, cst.Return) and n.value is not None for n in nodes)
+        return returns and not any(isinstance(n, cst.Call) for n in nodes)
 
     def _iterable(self, dataset: cst.BaseExpression) -> bool:
         value = self._resolve(dataset)

@@ -244,6 +244,5 @@ def _calls_name(node: cst.CSTNode, name: str) -> bool:
 
 
 def _pickled_name(value: cst.BaseExpression) -> bool:
-    if isinstance(value, cst.Attribute):
-        return value.attr.value in PICKLED_NAMES
-    return isinstance(value, cst.Name) and value.value in PICKLED_NAMES
+    name = value.attr.value if isinstance(value, cst.Attribute) else value.value if isinstance(value, cst.Name) else ""
+    return name in PICKLED_NAMES or name.endswith(("_class", "_cls"))  # a class or its config: pickled
