@@ -163,3 +163,20 @@ def test_cell_without_final_newline_and_indented_insertion():
     assert nb.line_map == [(1, 1), (1, 2), (1, 3), (2, 1)]
     fixed = "import torch\nif True:\n    x = 1\n    z = 3\nw = 0\ny = 2\n"
     assert split_program(nb, fixed) == {1: "import torch\nif True:\n    x = 1\n    z = 3\n", 2: "w = 0\ny = 2\n"}
+
+
+def test_shell_escape_cell_before_a_future_import_keeps_fixes(tmp_path):
+    """`!pip install` first, `from __future__` in the next cell: the joined program still compiles."""
+    path = write(tmp_path, "nb.ipynb", notebook(
+        code("!pip -q install somepackage\n", "%matplotlib inline"),
+        code("from __future__ import print_function\n", "import torch\n", "model = torch.nn.Linear(2, 2)\n"),
+        code("torch.save(model, 'm.pt')"),
+    ))
+    result = check_concise(tmp_path, *SELECT, "--fix", "--unsafe-fixes")
+    assert (result.exit_code, result.output) == (0, "")
+    sources = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"]]
+    assert sources == [
+        "!pip -q install somepackage\n%matplotlib inline",
+        "from __future__ import print_function\nimport torch\nmodel = torch.nn.Linear(2, 2)\n",
+        "torch.save(model.state_dict(), 'm.pt')",
+    ]

@@ -152,7 +152,10 @@ def _replace_magics(lines: list[str], cell: Cell, counter: list[int]) -> list[st
         if continued:
             out.append(_placeholder(line, cell, counter, ""))
         elif _MAGIC_RE.match(body) or _HELP_RE.match(body):
-            out.append(_placeholder(line, cell, counter, "pass  "))
+            # A statement only where a block needs one: at top level a comment keeps a later cell's
+            # `from __future__` import first in the joined program (so it still compiles).
+            indented = body[:1] in (" ", "\t")
+            out.append(_placeholder(line, cell, counter, "pass  " if indented else ""))
         else:
             out.append(line)
             continue
