@@ -496,68 +496,64 @@ def _alias_node(stmt: cst.Import | cst.ImportFrom, local: str) -> cst.CSTNode:
 
 def _imports(module: cst.Module) -> Iterator[tuple[cst.Import | cst.ImportFrom, cst.CSTNode, list[cst.CSTNode]]]:
     """Every import statement with its line and the stack of statements around it."""
-    stack: list[cst.CSTNode] = []
+    return _walk_imports(module, [])
 
-    def walk(node: cst.CSTNode) -> Iterator[tuple[cst.Import | cst.ImportFrom, cst.CSTNode, list[cst.CSTNode]]]:
-        stack.append(node)
-        if isinstance(node, cst.SimpleStatementLine):
-            for small in node.body:
-                if isinstance(small, (cst.Import, cst.ImportFrom)):
-                    yield small, node, [*stack, small]
-        else:
-            for child in children(node):
-                if isinstance(child, STATEMENT_PARTS):
-                    yield from walk(child)
-        stack.pop()
 
-    try:
-        yield from walk(module)
-    finally:
-        walk = None  # type: ignore[assignment]  # no closure cycle holding the tree
+def _walk_imports(
+    node: cst.CSTNode, stack: list[cst.CSTNode]
+) -> Iterator[tuple[cst.Import | cst.ImportFrom, cst.CSTNode, list[cst.CSTNode]]]:
+    stack.append(node)
+    if isinstance(node, cst.SimpleStatementLine):
+        for small in node.body:
+            if isinstance(small, (cst.Import, cst.ImportFrom)):
+                yield small, node, [*stack, small]
+    else:
+        for child in children(node):
+            if isinstance(child, STATEMENT_PARTS):
+                yield from _walk_imports(child, stack)
+    stack.pop()
 
 
 def _names(module: cst.Module) -> Iterator[tuple[cst.Name, list[cst.CSTNode]]]:
     """Every loaded Name outside imports, attribute names and keywords, with its ancestors."""
-    stack: list[cst.CSTNode] = []
+    return _walk_names(module, [])
 
-    def walk(node: cst.CSTNode) -> Iterator[tuple[cst.Name, list[cst.CSTNode]]]:
-        if isinstance(node, (cst.Import, cst.ImportFrom)):
-            return
-        stack.append(node)
-        if isinstance(node, cst.Name):
-            parent = stack[-2] if len(stack) > 1 else None
-            skip = (
-                (isinstance(parent, cst.Attribute) and parent.attr is node)
-                or (isinstance(parent, cst.Arg) and parent.keyword is node)
-                or (isinstance(parent, (cst.FunctionDef, cst.ClassDef)) and parent.name is node)
-                or (isinstance(parent, cst.Param) and parent.name is node)
-            )
-            if not skip:
-                yield node, list(stack)
-        for child in children(node):
-            yield from walk(child)
-        stack.pop()
 
-    try:
-        yield from walk(module)
-    finally:
-        walk = None  # type: ignore[assignment]  # no closure cycle holding the tree
+def _walk_names(node: cst.CSTNode, stack: list[cst.CSTNode]) -> Iterator[tuple[cst.Name, list[cst.CSTNode]]]:
+    if isinstance(node, (cst.Import, cst.ImportFrom)):
+        return
+    stack.append(node)
+    if isinstance(node, cst.Name):
+        parent = stack[-2] if len(stack) > 1 else None
+        skip = (
+            (isinstance(parent, cst.Attribute) and parent.attr is node)
+            or (isinstance(parent, cst.Arg) and parent.keyword is node)
+            or (isinstance(parent, (cst.FunctionDef, cst.ClassDef)) and parent.name is node)
+            or (isinstance(parent, cst.Param) and parent.name is node)
+        )
+        if not skip:
+            yield node, list(stack)
+    for child in children(node):
+        yield from _walk_names(child, stack)
+    stack.pop()
+
+
+_MISSING = object()
 
 
 def _statement_of(module: cst.Module, target: cst.CSTNode) -> cst.CSTNode | None:
     """The innermost statement that holds `target`."""
-    found: list[cst.CSTNode | None] = [None]
+    found = _find_statement(module, target, None)
+    return None if found is _MISSING else found  # type: ignore[return-value]
 
-    def walk(node: cst.CSTNode, stmt: cst.CSTNode | None) -> bool:
-        if isinstance(node, cst.BaseStatement):
-            stmt = node
-        if node is target:
-            found[0] = stmt
-            return True
-        return any(walk(child, stmt) for child in children(node))
 
-    try:
-        walk(module, None)
-    finally:
-        walk = None  # type: ignore[assignment]  # no closure cycle holding the tree
-    return found[0]
+def _find_statement(node: cst.CSTNode, target: cst.CSTNode, stmt: cst.CSTNode | None) -> object:
+    if isinstance(node, cst.BaseStatement):
+        stmt = node
+    if node is target:
+        return stmt
+    for child in children(node):
+        found = _find_statement(child, target, stmt)
+        if found is not _MISSING:
+            return found
+    return _MISSING

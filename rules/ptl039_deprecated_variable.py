@@ -306,21 +306,17 @@ def _isinstance_class(stack: list[cst.CSTNode]) -> bool:
 
 def _in_compat(module: cst.Module, target: cst.CSTNode) -> bool:
     """Whether an import statement lies in compatibility code (try/except ImportError, version branches)."""
-    stack: list[cst.CSTNode] = []
+    return bool(_compat_walk(module, target, []))
 
-    def walk(node: cst.CSTNode) -> bool | None:
-        stack.append(node)
-        if node is target:
-            return compat_guard(stack) is not None
-        for child in children(node):
-            if isinstance(child, STATEMENT_PARTS):
-                found = walk(child)
-                if found is not None:
-                    return found
-        stack.pop()
-        return None
 
-    try:
-        return bool(walk(module))
-    finally:
-        walk = None  # type: ignore[assignment]  # no closure cycle holding the tree
+def _compat_walk(node: cst.CSTNode, target: cst.CSTNode, stack: list[cst.CSTNode]) -> bool | None:
+    stack.append(node)
+    if node is target:
+        return compat_guard(stack) is not None
+    for child in children(node):
+        if isinstance(child, STATEMENT_PARTS):
+            found = _compat_walk(child, target, stack)
+            if found is not None:
+                return found
+    stack.pop()
+    return None
