@@ -170,6 +170,7 @@ class MissingEvalMode(Rule):
     name = "missing-eval-mode"
     message = "Module called for inference in training mode: no `.eval()` reaches this call"
     fix_safety = FixSafety.UNSAFE
+    severity = "error"
     triggers = ("no_grad", "inference_mode", "set_grad_enabled", "val", "Val", "test", "Test", "predict",
                 "Predict", "inference", "Inference")
     contract = "E2"
