@@ -110,6 +110,7 @@ class ItemBeforeBackward(Rule):
     name = "item-before-backward"
     message = "`.backward()` on a value cut off from the autograd graph"
     fix_safety = FixSafety.UNSAFE
+    severity = "error"
     triggers = ("backward",)
     contract = "E2"
 
