@@ -140,6 +140,7 @@ class GraphRetainingAccumulation(Rule):
         "accumulate `.item()` or `.detach()` instead"
     )
     fix_safety = FixSafety.SAFE
+    severity = "error"
     triggers = ("torch",)
     options = {"accumulate-on-device": False}
     contract = "E0"
