@@ -131,6 +131,7 @@ class GraphTensorStoredOnSelf(Rule):
     name = "graph-tensor-stored-on-self"
     message = "A tensor stored on `self` keeps its autograd graph alive; store `.detach()` of it"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("forward", "_step")
     contract = "E0"
 
