@@ -98,6 +98,7 @@ class HardcodedCuda(Rule):
     name = "hardcoded-cuda"
     message = "Hard-coded CUDA device; use a device-agnostic `device` variable"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = ("cuda",)
     contract = "E0"
 
