@@ -95,6 +95,7 @@ class SaveWholeModel(Rule):
     name = "save-whole-model"
     message = "`torch.save` pickles a whole nn.Module; save its `state_dict()` instead"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("save",)
     contract = "E3"
 
