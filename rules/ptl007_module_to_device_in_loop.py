@@ -59,6 +59,7 @@ class ModuleToDeviceInLoop(Rule):
     name = "module-to-device-in-loop"
     message = "The model is moved or cast on every step; do it once before the loop"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = (".to(", ".cuda(", ".cpu(", ".half(", ".float(", ".double(", ".bfloat16(")
     contract = "E0"
 
