@@ -78,6 +78,7 @@ class PerStepHostSync(Rule):
     name = "per-step-host-sync"
     message = "Host sync on every training step; accumulate on the device or read the value every k steps"
     fix_safety = FixSafety.UNSAFE
+    severity = "info"
     triggers = (".item(", ".tolist(", "float(", "int(", "print(", "f\"", "f'")
     options = {"log-every": 50, "cpu-only": False}
     contract = "E1"
