@@ -69,6 +69,7 @@ class ElementwiseItemLoop(Rule):
     name = "elementwise-item-loop"
     message = "`.item()` on each element syncs once per element; convert once with `.tolist()`"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = (".item(",)
     contract = "E0"
 
