@@ -63,6 +63,7 @@ class TensorFactoryInLoop(Rule):
     name = "tensor-factory-in-loop"
     message = "A constant tensor is built on every step; create it once before the loop"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("torch",)
     contract = "E0"
 
