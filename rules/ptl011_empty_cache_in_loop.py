@@ -63,6 +63,7 @@ class EmptyCacheInLoop(Rule):
     name = "empty-cache-in-loop"
     message = "`empty_cache()` on every step frees the allocator's cache only to allocate it again; call it after the loop"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("empty_cache",)
     contract = "E0"
 
