@@ -95,6 +95,7 @@ class UnsafeInplaceAutograd(Rule):
     name = "unsafe-inplace-autograd"
     message = "In-place change of a tensor that its producing op saved for backward: backward() will fail"
     fix_safety = FixSafety.UNSAFE
+    severity = "error"
     triggers = ("forward",)
     contract = "E2"
 
