@@ -65,6 +65,7 @@ class SynchronousDataLoader(Rule):
     name = "synchronous-dataloader"
     message = "DataLoader loads batches in the training process; set `num_workers` (and `pin_memory` for CUDA)"
     fix_safety = FixSafety.UNSAFE
+    severity = "info"
     triggers = ("DataLoader",)
     options = {"num-workers": 4}
     contract = "E0"
