@@ -80,6 +80,7 @@ class DataParallelOverDDP(Rule):
     name = "dataparallel-over-ddp"
     message = "`nn.DataParallel` is slower than `DistributedDataParallel`; use DDP with one process per GPU"
     fix_safety = FixSafety.NONE
+    severity = "warning"
     triggers = ("DataParallel", "data_parallel")
 
     def __init__(self, ctx: Context, options: dict[str, Any] | None = None) -> None:
