@@ -106,6 +106,7 @@ class DeprecatedCudaAmp(Rule):
     name = "deprecated-cuda-amp"
     message = "Deprecated device-specific AMP API; use `torch.amp` with a device type"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = ("amp",)
     contract = "E3"
 
