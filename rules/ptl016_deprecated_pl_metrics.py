@@ -103,6 +103,7 @@ class DeprecatedPlMetrics(Rule):
     name = "deprecated-pl-metrics"
     message = "`pytorch_lightning.metrics` was removed in Lightning 1.5; use `torchmetrics`"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("metrics",)
     contract = "E2"
 
