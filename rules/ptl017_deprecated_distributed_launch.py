@@ -85,6 +85,7 @@ class DeprecatedDistributedLaunch(Rule):
     name = "deprecated-distributed-launch"
     message = "`args.local_rank` comes from the deprecated `torch.distributed.launch`; read `LOCAL_RANK` instead"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("local_rank", "local-rank")
     contract = "E2"
     text_globs = TEXT_GLOBS
