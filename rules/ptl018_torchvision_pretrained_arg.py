@@ -151,6 +151,7 @@ class TorchvisionPretrainedArg(Rule):
     name = "torchvision-pretrained-arg"
     message = "`pretrained=` is deprecated since torchvision 0.13; pass `weights=` instead"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = ("pretrained",)
     contract = "E3"
 
