@@ -91,6 +91,7 @@ class TorchLoadUnsafe(Rule):
     name = "torch-load-unsafe"
     message = "`torch.load` without `weights_only=True` unpickles arbitrary objects on torch < 2.6"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("load",)
     contract = "E3"
 
