@@ -66,6 +66,7 @@ class CheckpointReentrantImplicit(Rule):
     name = "checkpoint-reentrant-implicit"
     message = "Activation checkpoint without `use_reentrant`; pass `use_reentrant=False` explicitly"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("checkpoint",)
     contract = "E1"
 
