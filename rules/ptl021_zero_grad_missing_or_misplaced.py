@@ -63,6 +63,7 @@ class ZeroGradMissingOrMisplaced(Rule):
     name = "zero-grad-missing-or-misplaced"
     message = "The training loop never clears gradients, so they accumulate across steps"
     fix_safety = FixSafety.UNSAFE
+    severity = "error"
     triggers = ("backward",)
     contract = "E2"
 
