@@ -66,6 +66,7 @@ class DistributedSamplerNoSetEpoch(Rule):
     name = "distributed-sampler-no-set-epoch"
     message = "DistributedSampler without `set_epoch()`: every epoch uses the same order"
     fix_safety = FixSafety.SAFE
+    severity = "error"
     triggers = ("DistributedSampler",)
     contract = "E2"
 
