@@ -103,6 +103,7 @@ class UnseededEntrypoint(Rule):
     name = "unseeded-entrypoint"
     message = "The entry point uses torch's random number generator without seeding it"
     fix_safety = FixSafety.UNSAFE
+    severity = "info"
     triggers = ("torch",)
     options = {"seeding-functions": []}
     contract = "E2"
