@@ -83,6 +83,7 @@ class CudnnBenchmarkConflict(Rule):
     name = "cudnn-benchmark-conflict"
     message = "cuDNN benchmark mode is on although determinism is requested; set `benchmark = False`"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("benchmark",)
     contract = "E1"
 
