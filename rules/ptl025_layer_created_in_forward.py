@@ -72,6 +72,7 @@ class LayerCreatedInForward(Rule):
     name = "layer-created-in-forward"
     message = "A layer with weights is built in `forward`; it is re-initialised on every call and never trained"
     fix_safety = FixSafety.UNSAFE
+    severity = "error"
     triggers = ("forward",)
     contract = "E2"
 
