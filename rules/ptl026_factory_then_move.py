@@ -61,6 +61,7 @@ class FactoryThenMove(Rule):
     name = "factory-then-move"
     message = "Tensor is created on the CPU and then copied to the device; pass `device=` to the factory"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = (".to(", ".cuda(")
     contract = "E0"
 
