@@ -73,6 +73,7 @@ class EvalWithoutNoGrad(Rule):
     name = "eval-without-no-grad"
     message = "Evaluation runs the model with gradients on; wrap it in `torch.no_grad()`"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("eval", "val", "predict", "test", "infer")
     contract = "E0"
 
