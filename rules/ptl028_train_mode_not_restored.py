@@ -59,6 +59,7 @@ class TrainModeNotRestored(Rule):
     name = "train-mode-not-restored"
     message = "The model is put in eval mode in the epoch loop and never back in train mode"
     fix_safety = FixSafety.SAFE
+    severity = "error"
     triggers = ("eval", "train(False)")
     contract = "E2"
 
