@@ -99,6 +99,7 @@ class LossInputMismatch(Rule):
     name = "loss-input-mismatch"
     message = "The loss gets the wrong kind of input (probabilities vs logits)"
     fix_safety = FixSafety.UNSAFE
+    severity = "error"
     triggers = ("cross_entropy", "CrossEntropyLoss", "nll_loss", "NLLLoss", "binary_cross_entropy", "BCELoss", "BCEWithLogitsLoss")
     contract = "E2"
 
