@@ -47,6 +47,7 @@ class DirectForwardCall(Rule):
     name = "direct-forward-call"
     message = "Calling `.forward()` directly skips the module's hooks; call the module instead"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = (".forward(",)
     contract = "E2"
 
