@@ -70,6 +70,7 @@ class UnregisteredSubmodule(Rule):
     name = "unregistered-submodule"
     message = "Layers in a plain container are not registered with the module"
     fix_safety = FixSafety.SAFE
+    severity = "error"
     triggers = ("self.",)
     contract = "E2"
 
