@@ -57,6 +57,7 @@ class SchedulerBeforeOptimizerStep(Rule):
     name = "scheduler-before-optimizer-step"
     message = "The scheduler steps before the optimizer, which skips the first learning rate of the schedule"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = (".step(",)
     contract = "E2"
 
