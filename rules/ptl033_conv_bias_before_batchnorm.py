@@ -53,6 +53,7 @@ class ConvBiasBeforeBatchNorm(Rule):
     name = "conv-bias-before-batchnorm"
     message = "The convolution's bias is cancelled by the batch norm that follows; pass `bias=False`"
     fix_safety = FixSafety.UNSAFE
+    severity = "info"
     triggers = ("BatchNorm",)
     contract = "E1"
 
