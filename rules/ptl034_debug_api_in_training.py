@@ -72,6 +72,7 @@ class DebugApiInTraining(Rule):
     name = "debug-api-in-training"
     message = "A debugging API is left on in a training program and slows every step"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("anomaly", "profiler", "gradcheck")
     contract = "E0"
 
