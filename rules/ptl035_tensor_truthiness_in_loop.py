@@ -60,6 +60,7 @@ class TensorTruthinessInLoop(Rule):
     name = "tensor-truthiness-in-loop"
     message = "A tensor decides Python control flow on every training step, which waits for the device"
     fix_safety = FixSafety.NONE
+    severity = "info"
     triggers = ("backward",)
     contract = ""
 
