@@ -77,6 +77,7 @@ class DatasetRngSharedAcrossWorkers(Rule):
     name = "dataset-rng-shared-across-workers"
     message = "Every DataLoader worker gets a copy of the dataset's random generator and draws the same numbers"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("DataLoader",)
     contract = "E2"
 
