@@ -84,6 +84,7 @@ class LegacyTensorConstructor(Rule):
     name = "legacy-tensor-constructor"
     message = "Legacy tensor constructor; use `torch.tensor(data, dtype=...)` or `torch.empty(sizes, dtype=...)`"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = ("Tensor(",)
     contract = "E0"
 
