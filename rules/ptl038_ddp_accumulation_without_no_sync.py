@@ -73,6 +73,7 @@ class DdpAccumulationWithoutNoSync(Rule):
     name = "ddp-accumulation-without-no-sync"
     message = "DDP all-reduces gradients on every accumulation micro-step; wrap them in `model.no_sync()`"
     fix_safety = FixSafety.UNSAFE
+    severity = "info"
     triggers = ("DistributedDataParallel",)
     contract = "E2"
 
