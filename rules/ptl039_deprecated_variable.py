@@ -88,6 +88,7 @@ class DeprecatedVariable(Rule):
     name = "deprecated-variable"
     message = "`torch.autograd.Variable` is deprecated; tensors track gradients themselves"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = ("Variable",)
     contract = "E0"
 
