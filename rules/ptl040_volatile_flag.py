@@ -68,6 +68,7 @@ class VolatileFlag(Rule):
     name = "volatile-flag"
     message = "`volatile=True` is ignored since torch 0.4: gradients are tracked here; use `torch.no_grad()`"
     fix_safety = FixSafety.UNSAFE
+    severity = "warning"
     triggers = ("volatile", "Variable(")
     contract = "E2"
 
