@@ -46,6 +46,7 @@ class SyntaxErrorRule(Rule):
     name = "syntax-error"
     message = "The file cannot be parsed"
     fix_safety = FixSafety.NONE
+    severity = "error"
     triggers = ()
 
 
