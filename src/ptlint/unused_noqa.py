@@ -65,6 +65,7 @@ class UnusedNoqaRule(Rule):
     name = "unused-noqa"
     message = "Unused `noqa` code"
     fix_safety = FixSafety.SAFE
+    severity = "warning"
     triggers = ()
     contract = "E0"  # removing a comment never changes what runs
 
