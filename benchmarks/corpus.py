@@ -465,12 +465,43 @@ def single_file(lines: int = 500, seed: int = 0) -> str:
     return text
 
 
+def large_file(functions: int = 20_600) -> str:
+    """One generated file of many small training functions (11 lines each; 20,600 make 227,000 lines).
+
+    Each function has a loop, `.cuda()`, `+= loss` and `torch.save(model, ...)`: the cost per line of
+    checking it must stay that of ordinary repositories, whatever the size of the file.
+    """
+    head = "import torch\nimport torch.nn as nn\n\n"
+    body = [
+        f"def train_{i}(model, loader, optimizer, criterion):\n"
+        f"    model = model.cuda()\n"
+        f"    total_{i} = 0\n"
+        f"    for step, (x, y) in enumerate(loader):\n"
+        f"        optimizer.zero_grad()\n"
+        f"        loss = criterion(model(x.cuda()), y.cuda())\n"
+        f"        loss.backward()\n"
+        f"        optimizer.step()\n"
+        f"        total_{i} += loss\n"
+        f"    torch.save(model, 'model_{i}.pt')\n\n"
+        for i in range(functions)
+    ]
+    return head + "".join(body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out")
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--large-file", type=int, metavar="FUNCTIONS", help="write one generated file of this many functions instead")
     args = parser.parse_args()
+    if args.large_file:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        text = large_file(args.large_file)
+        (out / "large.py").write_text(text)
+        print(f"1 file, {text.count(chr(10))} lines, {len(text)} bytes under {out}")
+        return
     corpus = generate(Path(args.out), args.lines, args.seed)
     print(f"{len(corpus.files)} files, {corpus.lines} lines under {corpus.root}")
 

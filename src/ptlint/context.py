@@ -6,26 +6,21 @@ from typing import Any
 
 import libcst as cst
 
-from ptlint.facts import guards, kinds, loops, versions
-from ptlint.facts.classes import ClassInfo, collect_classes
+from ptlint.facts import guards, loops, versions
+from ptlint.facts.classes import ClassInfo
 from ptlint.facts.dataflow import Binding, ScopeFacts
 from ptlint.facts.imports import ImportMap, dotted_name
-from ptlint.facts.walk import iter_nodes
+from ptlint.semantic import Model
 
-NO_GRAD_CONTEXTS = {
-    "torch.no_grad",
-    "torch.inference_mode",
-    "torch.autograd.no_grad",
-    "torch.autograd.grad_mode.no_grad",
-    "torch.autograd.inference_mode",
-    "torch.autograd.grad_mode.inference_mode",
-}
-SET_GRAD_ENABLED = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"}
 LOOP_TYPES = (cst.For, cst.While)
 
 
 class Context:
-    """Facts about one file, plus the ancestor stack of the node being visited."""
+    """The walk position (the ancestor stack of the node being visited) and the file's semantic model.
+
+    Every fact lives in `self.model` (see ptlint.semantic), addressed by node; the methods here
+    answer for the node the walk is at and delegate.
+    """
 
     def __init__(self, module: cst.Module, path: str, source: str, settings: Any = None) -> None:
         self.module = module
@@ -34,26 +29,22 @@ class Context:
         self.settings = settings
         self.imports = ImportMap()
         self.stack: list[cst.CSTNode] = []
-        self._classes: dict[str, ClassInfo] | None = None
-        self._scopes: dict[int, ScopeFacts] = {}
-        self._self_assigns: dict[int, dict[str, list[cst.CSTNode]]] = {}
-        self._loops: loops.LoopClassifier | None = None
-        self._functions: dict[str, cst.FunctionDef] | None = None
         for stmt in _top_level_imports(module):
             self.imports.add(stmt)
+        self.model = Model(module, self.imports.snapshot())
 
     # --- names ---
 
     def qualname(self, expr: cst.CSTNode) -> str | None:
-        """The fully qualified dotted name of an imported Name/Attribute chain."""
-        return self.imports.resolve(expr)
+        """The fully qualified dotted name of an imported Name/Attribute chain (None when shadowed)."""
+        return self.model.qualified_name(expr)
 
     def dotted(self, expr: cst.CSTNode) -> str | None:
         return dotted_name(expr)
 
     def torch_name(self, qualified: str) -> str:
         """How to spell `qualified` (e.g. `torch.device`) in this file."""
-        for local in self.imports.local_names_for(qualified):
+        for local in self.model.names.local_names_for(qualified):
             if "." in local or local == qualified.split(".")[-1]:
                 return local
         return qualified
@@ -125,50 +116,26 @@ class Context:
         return [n for n in self._since_function() if isinstance(n, cst.With)]
 
     def in_no_grad(self) -> bool:
-        """Whether the current node runs with gradients disabled."""
-        for node in self.stack:
-            if isinstance(node, cst.With) and any(self.is_no_grad(i.item) for i in node.items):
-                return True
-            if isinstance(node, cst.FunctionDef) and any(self.is_no_grad(d.decorator) for d in node.decorators):
-                return True
-        return False
+        """Whether the current node runs with gradients disabled (see `Model.grad_disabled`)."""
+        return self.model.grad_disabled(self.stack[-1])
 
     def is_no_grad(self, expr: cst.CSTNode) -> bool:
-        """`torch.no_grad()`, `torch.inference_mode()`, `set_grad_enabled(False)`, bare decorators too."""
-        target = expr.func if isinstance(expr, cst.Call) else expr
-        q = self.qualname(target) or ""
-        if q in NO_GRAD_CONTEXTS:
-            if q.endswith("inference_mode") and isinstance(expr, cst.Call) and expr.args:
-                return not _is_false(expr.args[0].value)
-            return True
-        if q in SET_GRAD_ENABLED and isinstance(expr, cst.Call) and expr.args:
-            return _is_false(expr.args[0].value)
-        return False
+        """`torch.no_grad()`, `torch.inference_mode()`, `set_grad_enabled(False)`, bare decorators and
+        a project's own no-grad wrappers."""
+        return self.model.torch.is_no_grad(expr)
 
     # --- classes and types ---
 
     @property
     def classes(self) -> dict[str, ClassInfo]:
-        if self._classes is None:
-            self._classes = collect_classes(self.module, self.imports)
-        return self._classes
+        return self.model.classes
 
     def is_module_expr(self, expr: cst.CSTNode) -> bool:
-        return kinds.is_module_expr(self, expr)
+        return self.model.is_module(expr)
 
     def self_assignments(self, func: cst.FunctionDef, attr: str) -> list[cst.CSTNode]:
         """Values assigned to `self.<attr>` in `func`."""
-        table = self._self_assigns.get(id(func))
-        if table is None:
-            table = {}
-            for node in iter_nodes(func.body):
-                if isinstance(node, (cst.Assign, cst.AnnAssign)) and node.value is not None:
-                    targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-                    for t in targets:
-                        if isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self":
-                            table.setdefault(t.attr.value, []).append(node.value)
-            self._self_assigns[id(func)] = table
-        return table.get(attr, [])
+        return self.model.self_assignments(func, attr)
 
     # --- def-use ---
 
@@ -176,10 +143,7 @@ class Context:
         """Def-use facts of `scope`, by default the innermost function (or the module)."""
         if scope is None:
             scope = self.function() or self.module
-        facts = self._scopes.get(id(scope))
-        if facts is None:
-            facts = self._scopes[id(scope)] = ScopeFacts(scope)
-        return facts
+        return self.model.facts(scope)
 
     def module_facts(self) -> ScopeFacts:
         return self.scope_facts(self.module)
@@ -188,19 +152,11 @@ class Context:
 
     def local_function(self, name: str) -> cst.FunctionDef | None:
         """The module-level function `name` (its first definition): a local helper a loop may call."""
-        if self._functions is None:
-            self._functions = {}
-            for stmt in self.module.body:
-                if isinstance(stmt, cst.FunctionDef):
-                    self._functions.setdefault(stmt.name.value, stmt)
-        return self._functions.get(name)
+        return self.model.program.function(name)
 
     def loop_kind(self, loop: cst.For | cst.While) -> loops.LoopKind:
-        """TRAIN / EVAL / EPOCH / DATA flags of `loop` (see facts/loops.py); `loop` must be on the stack."""
-        if self._loops is None:
-            self._loops = loops.LoopClassifier(self)
-        index = next((i for i, n in enumerate(self.stack) if n is loop), len(self.stack))
-        return self._loops.kind(loop, self.stack[:index])
+        """TRAIN / EVAL / EPOCH / DATA flags of `loop` (see facts/loops.py)."""
+        return self.model.loop_kind(loop)
 
     def per_step_loop(self) -> cst.For | cst.While | None:
         """The outermost enclosing loop that runs once per step (TRAIN, EVAL or DATA, not EPOCH)."""
@@ -236,21 +192,14 @@ class Context:
 
     def assigned_value(self, name: cst.Name) -> cst.CSTNode | None:
         """The value assigned to `name`: its reaching binding, or a module global's only binding."""
-        binding = self.reaching(name)
-        if binding is None and self.function() is not None and not self.scope_facts().bindings_of(name.value):
-            module = self.module_facts().bindings_of(name.value)
-            binding = module[0] if len(module) == 1 else None
+        binding = self.model.binding(name) or self.model.names.free_binding(name)
         if binding is None or binding.kind != "assign":
             return None
         return binding.value
 
     def reaching(self, name: cst.Name) -> Binding | None:
-        """The binding of `name` that reaches it in the current scope."""
-        return self.scope_facts().reaching(name.value, name)
-
-
-def _is_false(expr: cst.CSTNode) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"
+        """The binding of `name` that reaches it in its own scope, wherever the walk is."""
+        return self.model.binding(name)
 
 
 def _top_level_imports(module: cst.Module) -> list[cst.Import | cst.ImportFrom]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,6 +23,26 @@ class Binding:
     value: cst.CSTNode | None
     kind: str
     loops: tuple[cst.CSTNode, ...]
+    # For a name bound by unpacking (`a, b = rhs`, `for a, b in rhs`): the whole `rhs`, the name's
+    # position in the target and the target's length; `value` stays None for such names.
+    source: cst.CSTNode | None = None
+    index: int = -1
+    arity: int = 0
+
+    @property
+    def unpacked(self) -> bool:
+        return self.index >= 0
+
+    def bound_value(self) -> cst.CSTNode | None:
+        """`value`, or for `a, b = x, y` the element of the right-hand side that the name takes."""
+        if self.value is not None or self.index < 0 or self.kind != "assign":
+            return self.value
+        rhs = self.source
+        if isinstance(rhs, (cst.Tuple, cst.List)) and len(rhs.elements) == self.arity:
+            element = rhs.elements[self.index]
+            if not isinstance(element, cst.StarredElement):
+                return element.value
+        return None
 
 
 @dataclass(frozen=True)
@@ -67,11 +88,11 @@ class ScopeFacts:
     def reaching(self, name: str, node: cst.CSTNode) -> Binding | None:
         """The last binding of `name` before `node` in source order."""
         at = self.order_of(node)
-        best = None
-        for b in self.bindings.get(name, ()):
-            if b.order < at:
-                best = b
-        return best
+        binds = self.bindings.get(name)
+        if not binds:
+            return None
+        i = bisect_left(binds, at, key=_order)  # bindings are kept in source order
+        return binds[i - 1] if i else None
 
     def uses_after(self, name: str, node: cst.CSTNode) -> list[Use]:
         end = self.end_of(node)
@@ -99,9 +120,12 @@ class ScopeFacts:
         self._n += 1
         return self._n
 
-    def _bind(self, name: str, value: cst.CSTNode | None, kind: str) -> None:
+    def _bind(self, name: str, value: cst.CSTNode | None, kind: str, unpacked: tuple[cst.CSTNode, int, int] | None = None) -> None:
         self._n += 1
-        b = Binding(name, self._n, self._stmt, value, kind, self._loops_now)
+        if unpacked is None:
+            b = Binding(name, self._n, self._stmt, value, kind, self._loops_now)
+        else:
+            b = Binding(name, self._n, self._stmt, value, kind, self._loops_now, *unpacked)
         self.bindings.setdefault(name, []).append(b)
 
     def _params(self, params: cst.Parameters) -> None:
@@ -111,12 +135,15 @@ class ScopeFacts:
             if isinstance(p, cst.Param):
                 self._bind(p.name.value, None, "param")
 
-    def _target(self, target: cst.CSTNode, value: cst.CSTNode | None, kind: str) -> None:
+    def _target(
+        self, target: cst.CSTNode, value: cst.CSTNode | None, kind: str, unpacked: tuple[cst.CSTNode, int, int] | None = None
+    ) -> None:
         if isinstance(target, cst.Name):
-            self._bind(target.value, value, kind)
+            self._bind(target.value, value, kind, unpacked)
         elif isinstance(target, (cst.Tuple, cst.List)):
-            for el in target.elements:
-                self._target(el.value, None, kind)
+            size = len(target.elements)
+            for index, el in enumerate(target.elements):
+                self._target(el.value, None, kind, (value, index, size) if value is not None and unpacked is None else None)
         elif isinstance(target, cst.StarredElement):
             self._target(target.value, None, kind)
         else:
@@ -236,6 +263,10 @@ class ScopeFacts:
     def _on_other(self, node: cst.CSTNode) -> None:
         for child in children(node):
             self._visit(child)
+
+
+def _order(b: Binding) -> int:
+    return b.order
 
 
 # Node classes, in the order they are tried, and the method that handles them.

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 
 if TYPE_CHECKING:
-    from ptlint.context import Context
+    from ptlint.semantic import Model
 
 MODEL_NAME_RE = re.compile(
     r"^(model|net|network|module|teacher|student|classifier|backbone|encoder|decoder|generator|"
@@ -33,11 +33,17 @@ SCRIPT_FACTORIES = {
 }
 
 
-def is_module_constructor(ctx: "Context", call: cst.CSTNode) -> bool:
+def _model(owner: Any) -> "Model":
+    """The semantic model, also when a rule passes its context."""
+    return getattr(owner, "model", owner)
+
+
+def is_module_constructor(owner: Any, call: cst.CSTNode) -> bool:
     """Whether `call` builds an nn.Module: torch.nn layers, in-file subclasses, model zoos."""
     if not isinstance(call, cst.Call):
         return False
-    q = ctx.qualname(call.func) or ""
+    ctx = _model(owner)
+    q = ctx.qualified_name(call.func) or ""
     if q.startswith("torch.nn."):
         parts = q.split(".")
         if any(p in NON_MODULE_NN for p in parts[2:]):
@@ -65,20 +71,33 @@ def is_module_constructor(ctx: "Context", call: cst.CSTNode) -> bool:
     return False
 
 
-def is_script_module(ctx: "Context", expr: cst.CSTNode) -> bool:
+def is_script_module(owner: Any, expr: cst.CSTNode) -> bool:
     """Whether `expr` was produced by torch.jit/torch.export (not pickled by torch.save)."""
+    ctx = _model(owner)
     if isinstance(expr, cst.Call):
-        return (ctx.qualname(expr.func) or "") in SCRIPT_FACTORIES
+        return (ctx.qualified_name(expr.func) or "") in SCRIPT_FACTORIES
     if isinstance(expr, cst.Name):
-        b = ctx.reaching(expr)
+        b = ctx.binding(expr)
         return b is not None and b.value is not None and is_script_module(ctx, b.value)
     return False
 
 
-def is_module_expr(ctx: "Context", expr: cst.CSTNode, _depth: int = 0) -> bool:
+def is_module_expr(owner: Any, expr: cst.CSTNode, _depth: int = 0) -> bool:
     """Whether `expr` is (by evidence or by a conventional name) an nn.Module instance."""
     if _depth > 4:
         return False
+    ctx = _model(owner)
+    key = id(expr)
+    if key in ctx._module_busy:  # `G = G.cuda()` seen through a global: never recurse without end
+        return False
+    ctx._module_busy.add(key)
+    try:
+        return _is_module_expr(ctx, expr, _depth)
+    finally:
+        ctx._module_busy.discard(key)
+
+
+def _is_module_expr(ctx: "Model", expr: cst.CSTNode, _depth: int) -> bool:
     if isinstance(expr, cst.Call):
         return is_module_constructor(ctx, expr)
     if isinstance(expr, cst.Attribute):
@@ -86,16 +105,16 @@ def is_module_expr(ctx: "Context", expr: cst.CSTNode, _depth: int = 0) -> bool:
         if attr == "module":
             return is_module_expr(ctx, expr.value, _depth + 1)
         if isinstance(expr.value, cst.Name) and expr.value.value == "self":
-            return _self_attr_is_module(ctx, attr)
+            return _self_attr_is_module(ctx, expr)
         return False
     if isinstance(expr, cst.Name):
         return _name_is_module(ctx, expr, _depth)
     return False
 
 
-def _name_is_module(ctx: "Context", expr: cst.Name, depth: int) -> bool:
-    facts = ctx.scope_facts()
-    b = ctx.reaching(expr)
+def _name_is_module(ctx: "Model", expr: cst.Name, depth: int) -> bool:
+    facts = ctx.facts_at(expr)
+    b = ctx.binding(expr)
     if b is not None and b.value is not None and b.kind == "assign":
         value = b.value
         if is_module_constructor(ctx, value):
@@ -112,7 +131,7 @@ def _name_is_module(ctx: "Context", expr: cst.Name, depth: int) -> bool:
         return False
     if b is None and facts.scope is not ctx.module:
         # A module-level global read inside a function.
-        mod = ctx.module_facts()
+        mod = ctx.facts(ctx.module)
         if any(x.kind in ("def", "import") for x in mod.bindings_of(expr.value)):
             return False
         binds = [x for x in mod.bindings_of(expr.value) if x.kind == "assign"]
@@ -141,8 +160,9 @@ def _used_as_module(facts, name: str) -> bool:
 _BUSY: set[tuple[int, str]] = set()
 
 
-def _self_attr_is_module(ctx: "Context", attr: str) -> bool:
-    cls = ctx.class_info()
+def _self_attr_is_module(ctx: "Model", node: cst.Attribute) -> bool:
+    attr = node.attr.value
+    cls = ctx.class_info(node)
     if cls is not None and attr in cls.methods:
         return False
     key = (id(cls), attr)

@@ -25,7 +25,7 @@ from ptlint.facts.imports import dotted_name
 from ptlint.facts.walk import children, iter_nodes
 
 if TYPE_CHECKING:
-    from ptlint.context import Context
+    from ptlint.semantic import Model
 
 LOOP_TYPES = (cst.For, cst.While)
 BACKWARD_CALLS = {"backward", "manual_backward"}
@@ -81,7 +81,9 @@ def is_backward(call: cst.Call) -> bool:
     return dotted_name(call.func) in {"torch.autograd.backward", "autograd.backward"}
 
 
-def is_optimizer_step(call: cst.Call) -> bool:
+def is_optimizer_step(call: cst.Call, model: "Model | None" = None) -> bool:
+    """`optimizer.step()` or `scaler.step(optimizer)`: the receiver is an optimizer by its constructor
+    (with `model`) or by its name."""
     if _method(call) != "step" or not isinstance(call.func, cst.Attribute):
         return False
     owner = dotted_name(call.func.value) or ""
@@ -90,7 +92,9 @@ def is_optimizer_step(call: cst.Call) -> bool:
         return False
     if "scaler" in last.lower():  # scaler.step(optimizer)
         return True
-    return bool(OPTIMIZER_WORDS.search(last))
+    if OPTIMIZER_WORDS.search(last):
+        return True
+    return model is not None and model.torch.is_optimizer(call.func.value)
 
 
 def _local_calls(nodes: list[cst.CSTNode]) -> Iterator[str]:
@@ -102,20 +106,20 @@ def _local_calls(nodes: list[cst.CSTNode]) -> Iterator[str]:
 class LoopClassifier:
     """Classifies loops of one module; results are cached per loop node."""
 
-    def __init__(self, ctx: "Context") -> None:
-        # The context holds its classifier; a proxy keeps that from being a reference cycle.
-        self.ctx = weakref.proxy(ctx)
+    def __init__(self, model: "Model") -> None:
+        # The model holds its classifier; a proxy keeps that from being a reference cycle.
+        self.m = weakref.proxy(model)
         self._kinds: dict[int, LoopKind] = {}
         self._trains: dict[int, bool] = {}
         self._open_helpers = 0
         self._helper_kind: dict[str, LoopKind] = {}
 
-    def kind(self, loop: cst.For | cst.While, stack: list[cst.CSTNode] | None = None) -> LoopKind:
-        """The kind of `loop`; `stack` (its ancestors) lets EVAL see an enclosing no_grad."""
+    def kind(self, loop: cst.For | cst.While) -> LoopKind:
+        """The kind of `loop`; its ancestors let EVAL see an enclosing no_grad."""
         cached = self._kinds.get(id(loop))
         if cached is not None:
             return cached
-        kind = self._classify(loop, stack or [])
+        kind = self._classify(loop, self.m.tree.path(loop)[:-1])
         self._kinds[id(loop)] = kind
         return kind
 
@@ -139,7 +143,7 @@ class LoopClassifier:
         known = self._trains.get(id(loop))
         if known is None:
             direct = [n for part in _loop_body(loop) for n in (part, *_body_nodes(part, into_loops=False))]
-            known = _trains(direct) or any(self._helper(name) & LoopKind.TRAIN for name in set(_local_calls(direct)))
+            known = _trains(direct, self.m) or any(self._helper(name) & LoopKind.TRAIN for name in set(_local_calls(direct)))
             if not self._open_helpers:  # inside a helper, its recursion guard may still stand in for its kind
                 self._trains[id(loop)] = known
         return known
@@ -149,13 +153,13 @@ class LoopClassifier:
         if name in self._helper_kind:
             return self._helper_kind[name]
         self._helper_kind[name] = LoopKind.NONE  # recursion guard
-        func = self.ctx.local_function(name)
+        func = self.m.program.function(name)
         kind = LoopKind.NONE
         if func is not None:
             self._open_helpers += 1
             try:
                 direct = list(_body_nodes(func.body, into_loops=False))
-                if _trains(direct):
+                if _trains(direct, self.m):
                     kind |= LoopKind.TRAIN
                 loops = [n for n in _body_nodes(func.body, into_loops=True) if isinstance(n, LOOP_TYPES)]
                 if any(self._is_train(lp) for lp in loops):
@@ -166,7 +170,7 @@ class LoopClassifier:
         return kind
 
     def _evaluates(self, loop: cst.For | cst.While, stack: list[cst.CSTNode], nested: list[cst.CSTNode]) -> bool:
-        ctx = self.ctx
+        ctx = self.m.torch
         for node in stack:
             if isinstance(node, cst.With) and any(ctx.is_no_grad(i.item) for i in node.items):
                 return True
@@ -194,16 +198,16 @@ class LoopClassifier:
         if LOADER_NAME.search(last):
             return True
         if isinstance(expr, cst.Name):
-            for binding in self.ctx.scope_facts().bindings_of(expr.value):
+            for binding in self.m.facts_at(expr).bindings_of(expr.value):
                 value = binding.value
                 if isinstance(value, cst.Call) and (dotted_name(value.func) or "").endswith("DataLoader"):
                     return True
         return False
 
 
-def _trains(nodes: list[cst.CSTNode]) -> bool:
+def _trains(nodes: list[cst.CSTNode], model: "Model | None" = None) -> bool:
     calls = [n for n in nodes if type(n) is cst.Call]
-    return any(is_backward(c) for c in calls) and any(is_optimizer_step(c) for c in calls)
+    return any(is_backward(c) for c in calls) and any(is_optimizer_step(c, model) for c in calls)
 
 
 def _eval_before(func: cst.FunctionDef, loop: cst.CSTNode) -> bool:

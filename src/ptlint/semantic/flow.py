@@ -1,0 +1,119 @@
+"""Control flow, structurally: which blocks always leave, which nodes share a branch, which run first."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from ptlint.facts.imports import dotted_name
+from ptlint.semantic.tree import Tree
+
+# Calls that never return: the program or the test stops there.
+TERMINAL_CALLS = {"exit", "_exit", "abort", "skip", "fail", "skipTest", "xfail"}
+LEAVING = (cst.Return, cst.Raise, cst.Continue, cst.Break)
+# Where the code below a node runs only on some paths: (node type, fields that are conditional).
+_CONDITIONAL = {
+    cst.If: ("body", "orelse"),
+    cst.Else: ("body",),
+    cst.For: ("body", "orelse"),
+    cst.While: ("body", "orelse"),
+    cst.Try: ("handlers", "orelse", "finalbody"),
+    cst.TryStar: ("handlers", "orelse", "finalbody"),
+    cst.IfExp: ("body", "orelse"),
+    cst.BooleanOperation: ("right",),
+    cst.Match: ("cases",),
+}
+
+
+def is_true(expr: cst.CSTNode) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "True"
+
+
+def is_false(expr: cst.CSTNode) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "False"
+
+
+def exits(block: cst.BaseSuite | cst.CSTNode, terminal_calls: bool = True) -> bool:
+    """Whether the last statement of `block` leaves it: `return`, `raise`, `continue`, `break`,
+    and, when `terminal_calls`, a call that never returns (`sys.exit()`, `pytest.skip()`)."""
+    body = getattr(block, "body", ())
+    last = body[-1] if body else None
+    if isinstance(last, cst.SimpleStatementLine):
+        last = last.body[-1]
+    if isinstance(last, LEAVING):
+        return True
+    if terminal_calls and isinstance(last, cst.Expr) and isinstance(last.value, cst.Call):
+        name = dotted_name(last.value.func) or ""
+        return name.split(".")[-1] in TERMINAL_CALLS
+    return False
+
+
+def leaves_after(body: tuple[cst.BaseStatement, ...] | list[cst.BaseStatement], child: cst.CSTNode) -> bool:
+    """Whether `child`, or a simple statement after it in `body`, leaves the block."""
+    idx = next((i for i, s in enumerate(body) if s is child), None)
+    if idx is None:
+        return False
+    return any(
+        isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(s, LEAVING) for s in stmt.body)
+        for stmt in body[idx:]
+    )
+
+
+class Flow:
+    """Questions about the order in which the nodes of one tree run."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+
+    def conditional_between(self, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
+        """Whether `node` runs only on some of the paths through `outer` (a branch, loop body, handler...)."""
+        tree = self.tree
+        child = node
+        for anc in tree.ancestors(node):
+            if anc is outer:
+                return False
+            fields = _CONDITIONAL.get(type(anc))
+            if fields and any(_holds(getattr(anc, f, None), child) for f in fields):
+                return True
+            if isinstance(anc, (cst.FunctionDef, cst.Lambda, cst.ClassDef)) and anc is not outer:
+                return True
+            child = anc
+        return False
+
+    def dominates(self, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+        """Whether `a` runs before `b` on every path that reaches `b` (structurally, within one function)."""
+        tree = self.tree
+        if not tree.precedes(a, b) or tree.scope(a) is not tree.scope(b):
+            return False
+        common = self.common_ancestor(a, b)
+        return common is not None and not self.conditional_between(common, a)
+
+    def common_ancestor(self, a: cst.CSTNode, b: cst.CSTNode) -> cst.CSTNode | None:
+        seen = {id(n) for n in (a, *self.tree.ancestors(a))}
+        for n in (b, *self.tree.ancestors(b)):
+            if id(n) in seen:
+                return n
+        return None
+
+    def same_branch(self, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+        """Whether `a` and `b` can run in one pass: not in two exclusive branches of one `if`/`try`/`match`."""
+        common = self.common_ancestor(a, b)
+        if common is None:
+            return False
+        ca, cb = self.tree.child_on_path(common, a), self.tree.child_on_path(common, b)
+        if ca is None or cb is None or ca is cb:
+            return True
+        if isinstance(common, (cst.If, cst.IfExp)):
+            branches = [getattr(common, "body", None), getattr(common, "orelse", None)]
+            return not (any(x is ca for x in branches) and any(x is cb for x in branches))
+        if isinstance(common, (cst.Try, cst.TryStar)):
+            exclusive = [*common.handlers, common.orelse]
+            return not (any(x is ca for x in exclusive) and any(x is cb for x in exclusive))
+        if isinstance(common, cst.Match):
+            return False
+        return True
+
+
+def _holds(value: object, child: cst.CSTNode) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(v is child for v in value)
+    return value is child

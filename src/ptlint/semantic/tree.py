@@ -1,0 +1,148 @@
+"""Parent links and source order of every node of a module, computed once in one pass."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import libcst as cst
+
+from ptlint.facts.walk import children
+
+LOOP_TYPES = (cst.For, cst.While)
+FUNCTION_TYPES = (cst.FunctionDef, cst.Lambda)
+SCOPE_TYPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+class Tree:
+    """Who is whose parent, and where each node starts and ends in source order.
+
+    Every answer depends only on the node asked about, never on where the engine's walk is.
+    """
+
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        # id(node) -> (node, parent, order, end): the node itself is kept so its id cannot be reused.
+        self._info: dict[int, tuple[cst.CSTNode, cst.CSTNode | None, int, int]] = {}
+        self._build()
+
+    def _build(self) -> None:
+        info = self._info
+        n = 0
+        # An explicit stack of (node, parent, order or -1 before its children are entered).
+        stack: list[tuple[cst.CSTNode, cst.CSTNode | None, int]] = [(self.module, None, -1)]
+        while stack:
+            node, parent, start = stack.pop()
+            if start >= 0:
+                info[id(node)] = (node, parent, start, n)
+                continue
+            n += 1
+            stack.append((node, parent, n))
+            kids = children(node)
+            for child in reversed(kids):
+                stack.append((child, node, -1))
+
+    # --- links ---
+
+    def known(self, node: cst.CSTNode) -> bool:
+        hit = self._info.get(id(node))
+        return hit is not None and hit[0] is node
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        hit = self._info.get(id(node))
+        return hit[1] if hit is not None and hit[0] is node else None
+
+    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        """The ancestors of `node`, innermost first (the module last)."""
+        current = self.parent(node)
+        while current is not None:
+            yield current
+            current = self.parent(current)
+
+    def path(self, node: cst.CSTNode) -> list[cst.CSTNode]:
+        """The module down to `node` (both included), like the engine's walk stack at `node`."""
+        out = [node, *self.ancestors(node)]
+        out.reverse()
+        return out
+
+    def order(self, node: cst.CSTNode) -> int:
+        hit = self._info.get(id(node))
+        return hit[2] if hit is not None and hit[0] is node else -1
+
+    def end(self, node: cst.CSTNode) -> int:
+        """The order of the last node below `node` (its own order for a leaf)."""
+        hit = self._info.get(id(node))
+        return hit[3] if hit is not None and hit[0] is node else -1
+
+    def contains(self, outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
+        """Whether `inner` is `outer` or lies below it."""
+        o, i = self.order(outer), self.order(inner)
+        return o != -1 and i != -1 and o <= i <= self.end(outer)
+
+    def precedes(self, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+        """Whether `a` ends before `b` starts in source order."""
+        end, start = self.end(a), self.order(b)
+        return end != -1 and start != -1 and end < start
+
+    # --- enclosing constructs ---
+
+    def enclosing(self, node: cst.CSTNode, types: type | tuple[type, ...]) -> cst.CSTNode | None:
+        """The innermost strict ancestor of one of `types`."""
+        for anc in self.ancestors(node):
+            if isinstance(anc, types):
+                return anc
+        return None
+
+    def statement(self, node: cst.CSTNode) -> cst.BaseStatement | None:
+        """The innermost statement holding `node` (`node` itself when it is one)."""
+        if isinstance(node, cst.BaseStatement):
+            return node
+        return self.enclosing(node, cst.BaseStatement)  # type: ignore[return-value]
+
+    def function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
+        """The innermost function definition around `node` (`node` itself excluded)."""
+        return self.enclosing(node, cst.FunctionDef)  # type: ignore[return-value]
+
+    def class_def(self, node: cst.CSTNode) -> cst.ClassDef | None:
+        return self.enclosing(node, cst.ClassDef)  # type: ignore[return-value]
+
+    def scope(self, node: cst.CSTNode) -> cst.CSTNode:
+        """The function whose local names `node` sees, or the module (class bodies and lambdas belong to it)."""
+        return self.function(node) or self.module
+
+    def method_of(self, func: cst.FunctionDef) -> cst.ClassDef | None:
+        """The class of which `func` is a method (defined directly in its body), or None."""
+        parent = self.parent(func)
+        if isinstance(parent, cst.IndentedBlock):
+            parent = self.parent(parent)
+        return parent if isinstance(parent, cst.ClassDef) else None
+
+    def loops(self, node: cst.CSTNode) -> list[cst.For | cst.While]:
+        """The loops around `node` inside its own function, outermost first (`node` itself when it is one)."""
+        out: list[cst.For | cst.While] = []
+        for anc in (node, *self.ancestors(node)):
+            if isinstance(anc, FUNCTION_TYPES):
+                break
+            if isinstance(anc, LOOP_TYPES):
+                out.append(anc)
+        out.reverse()
+        return out
+
+    def withs(self, node: cst.CSTNode) -> list[cst.With]:
+        """The `with` statements around `node` inside its own function, outermost first."""
+        out = []
+        for anc in self.ancestors(node):
+            if isinstance(anc, FUNCTION_TYPES):
+                break
+            if isinstance(anc, cst.With):
+                out.append(anc)
+        out.reverse()
+        return out
+
+    def child_on_path(self, outer: cst.CSTNode, node: cst.CSTNode) -> cst.CSTNode | None:
+        """The child of `outer` that holds `node`, or None when `node` is not below `outer`."""
+        current = node
+        for anc in self.ancestors(node):
+            if anc is outer:
+                return current
+            current = anc
+        return None
