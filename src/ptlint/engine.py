@@ -120,7 +120,11 @@ def active_rules(rules: Iterable[type[Rule]], text: str) -> list[type[Rule]]:
 
 
 def walk_rules(ctx: Context, instances: list[Rule], errors: list[str]) -> None:
-    """One traversal of the tree that calls each rule's visit_/leave_ methods."""
+    """One traversal of the tree that calls each rule's visit_/leave_ methods.
+
+    A rule that raises, `RecursionError` included, becomes an internal error of that rule for this
+    file: it is not called again, and the other rules go on. The walk itself uses no recursion.
+    """
     visits: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = {}
     leaves: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = {}
     for rule in instances:
@@ -138,31 +142,33 @@ def walk_rules(ctx: Context, instances: list[Rule], errors: list[str]) -> None:
                 continue
             try:
                 handler(node)
-            except RecursionError:
-                raise
-            except Exception:  # a broken rule must not stop the others
+            except (Exception, RecursionError):  # a broken rule must not stop the others
                 broken.add(id(rule))
                 errors.append(f"internal error in rule {rule.code}: {traceback.format_exc(limit=-3).strip()}")
+                rule.reports = []  # what it reported before it broke may be half done
 
-    def walk(node: cst.CSTNode) -> None:
+    # Entries: a node to enter, or (None, node) to leave it after its children.
+    todo: list[Any] = [ctx.module]
+    while todo:
+        node = todo.pop()
+        if type(node) is tuple:
+            node = node[1]
+            handlers = leaves.get(type(node).__name__)
+            if handlers:
+                call(handlers, node)
+            stack.pop()
+            continue
         stack.append(node)
         name = type(node).__name__
         if name in ("Import", "ImportFrom"):
-            imports.add(node)  # type: ignore[arg-type]  # nested imports count from here on
+            imports.add(node)  # nested imports count from here on
         handlers = visits.get(name)
         if handlers:
             call(handlers, node)
-        for child in children(node):
-            walk(child)
-        handlers = leaves.get(name)
-        if handlers:
-            call(handlers, node)
-        stack.pop()
-
-    try:
-        walk(ctx.module)
-    finally:
-        walk = None  # type: ignore[assignment]  # breaks the closure's cycle, so the tree is freed at once
+        todo.append((None, node))
+        kids = children(node)
+        if kids:
+            todo.extend(reversed(kids))
 
 
 def analyze(
@@ -197,12 +203,8 @@ def analyze(
     result.suppressions = parse_suppressions(text)
     ctx = Context(module, path, text, settings)
     instances = [r(ctx, (options or {}).get(r.code)) for r in todo]
-    try:
-        with memoized():
-            walk_rules(ctx, instances, result.errors)
-    except RecursionError:
-        result.findings.append(syntax_finding(path, RecursionError()))
-        return result
+    with memoized():
+        walk_rules(ctx, instances, result.errors)
     for rule in instances:
         result.raws.extend(rule.reports)
         rule.reports = []  # a finding refers to its rule: no rule -> finding -> rule cycle to hold the tree
