@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 from ptlint.semantic.tree import Tree
 
 # Calls that never return: the program or the test stops there.
-TERMINAL_CALLS = {"exit", "_exit", "abort", "skip", "fail", "skipTest", "xfail"}
+TERMINAL_CALLS = {"exit", "_exit", "quit", "abort", "skip", "fail", "skipTest", "xfail"}
 LEAVING = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 # Where the code below a node runs only on some paths: (node type, fields that are conditional).
 _CONDITIONAL = {
@@ -63,6 +65,33 @@ class Flow:
 
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
+        self._guards: dict[tuple[int, bool], tuple[cst.CSTNode, list[cst.If | cst.Assert]]] = {}
+
+    def early_exits(self, node: cst.CSTNode, terminal_calls: bool = True) -> Iterator[cst.If | cst.Assert]:
+        """The guards before `node` in each block around it, innermost block first: `if <test>:` whose
+        body always leaves (see `exits`), and `assert <test>`. Code after one runs only where its test
+        let it through. Each block is scanned once."""
+        child = node
+        for anc in self.tree.ancestors(node):
+            if isinstance(anc, (cst.Module, cst.IndentedBlock)):
+                for guard in self._block_guards(anc, terminal_calls):
+                    if not self.tree.precedes(guard, child):
+                        break
+                    yield guard
+            child = anc
+
+    def _block_guards(self, block: cst.Module | cst.IndentedBlock, terminal_calls: bool) -> list[cst.If | cst.Assert]:
+        key = (id(block), terminal_calls)
+        hit = self._guards.get(key)
+        if hit is None or hit[0] is not block:
+            found: list[cst.If | cst.Assert] = []
+            for stmt in block.body:
+                if isinstance(stmt, cst.If) and exits(stmt.body, terminal_calls):
+                    found.append(stmt)
+                elif isinstance(stmt, cst.SimpleStatementLine):
+                    found.extend(s for s in stmt.body if isinstance(s, cst.Assert))
+            hit = self._guards[key] = (block, found)
+        return hit[1]
 
     def conditional_between(self, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
         """Whether `node` runs only on some of the paths through `outer` (a branch, loop body, handler...)."""

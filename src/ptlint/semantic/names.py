@@ -38,6 +38,15 @@ class Names:
         """The binding of `name` that reaches it in its own scope (the previous one for `x = f(x)`)."""
         return self.facts_at(name).reaching(name.value, name)
 
+    def reaching_at(self, name: str, node: cst.CSTNode, scope: cst.CSTNode | None = None) -> Binding | None:
+        """The binding of `name` in `scope` (by default the one whose names `node` sees) that reaches `node`;
+        for a node inside a nested function or class, the one that reaches its definition."""
+        facts = self.facts(scope if scope is not None else self.tree.scope(node))
+        for anc in (node, *self.tree.ancestors(node)):
+            if facts.order_of(anc) != -1:
+                return facts.reaching(name, anc)
+        return None
+
     def free_binding(self, name: cst.Name) -> Binding | None:
         """For a name with no binding in its function: the module's only binding of it, else None."""
         scope = self.tree.scope(name)
