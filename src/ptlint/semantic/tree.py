@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from heapq import merge
 from typing import Iterator
 
 import libcst as cst
@@ -23,6 +25,9 @@ class Tree:
         self.module = module
         # id(node) -> (node, parent, order, end): the node itself is kept so its id cannot be reused.
         self._info: dict[int, tuple[cst.CSTNode, cst.CSTNode | None, int, int]] = {}
+        # Built when first asked: node type -> (orders, nodes) in source order; identifier -> its Name nodes.
+        self._by_type: dict[type, tuple[list[int], list[cst.CSTNode]]] | None = None
+        self._by_name: dict[str, list[cst.Name]] | None = None
         self._build()
 
     def _build(self) -> None:
@@ -82,6 +87,59 @@ class Tree:
         """Whether `a` ends before `b` starts in source order."""
         end, start = self.end(a), self.order(b)
         return end != -1 and start != -1 and end < start
+
+    # --- nodes by type and by name (indexes built once) ---
+
+    def _index(self) -> dict[type, tuple[list[int], list[cst.CSTNode]]]:
+        if self._by_type is None:
+            pairs: dict[type, list[tuple[int, cst.CSTNode]]] = {}
+            for node, _, order, _ in self._info.values():
+                pairs.setdefault(type(node), []).append((order, node))
+            self._by_type = {}
+            for kind, found in pairs.items():
+                found.sort(key=lambda pair: pair[0])
+                self._by_type[kind] = ([o for o, _ in found], [n for _, n in found])
+        return self._by_type
+
+    def of_type(self, types: type | tuple[type, ...]) -> list[cst.CSTNode]:
+        """Every node of the file that is an instance of `types`, in source order."""
+        return self.below(self.module, types)
+
+    def below(self, root: cst.CSTNode, types: type | tuple[type, ...], scopes: bool = True) -> list[cst.CSTNode]:
+        """The nodes of `types` strictly below `root`, in source order; with `scopes=False`, not those
+        inside functions, classes or lambdas below `root` (as `iter_nodes(root)` walks)."""
+        start, end = self.order(root), self.end(root)
+        if start == -1:
+            return []
+        parts = []
+        for kind, (orders, found) in self._index().items():
+            if issubclass(kind, types):
+                parts.append(found[bisect_right(orders, start):bisect_left(orders, end + 1)])
+        out = parts[0] if len(parts) == 1 else list(merge(*parts, key=self.order)) if parts else []
+        if not scopes:
+            out = [n for n in out if not self._in_scope_below(n, root)]
+        return out
+
+    def _in_scope_below(self, node: cst.CSTNode, root: cst.CSTNode) -> bool:
+        for anc in self.ancestors(node):
+            if anc is root:
+                return False
+            if isinstance(anc, SCOPE_TYPES):
+                return True
+        return False
+
+    def names(self, identifier: str) -> list[cst.Name]:
+        """Every `Name` node that spells `identifier` (loads, stores, attribute and keyword names), in source order."""
+        if self._by_name is None:
+            self._by_name = {}
+            for name in self.of_type(cst.Name):
+                self._by_name.setdefault(name.value, []).append(name)  # type: ignore[attr-defined]
+        return self._by_name.get(identifier, [])
+
+    def identifiers(self) -> set[str]:
+        """Every identifier spelled by a `Name` node of the file."""
+        self.names("")
+        return set(self._by_name or ())
 
     # --- enclosing constructs ---
 
