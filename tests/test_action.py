@@ -64,7 +64,7 @@ def test_run_step_writes_sarif_and_annotations(action, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert outputs == {"exit-code": "1"}
     assert proc.stdout == (
-        "::error file=train.py,line=3,col=12,endLine=3,endColumn=17,title=PTL006 (save-whole-model)::"
+        "::warning file=train.py,line=3,col=12,endLine=3,endColumn=17,title=PTL006 (save-whole-model)::"
         "`torch.save` pickles a whole nn.Module; save its `state_dict()` instead\n"
     )
     sarif = json.loads((tmp_path / "ptlint.sarif").read_text())

@@ -70,7 +70,7 @@ def test_full_output(project):
           |
         4 | model = nn.Linear(4, 2)
         5 | torch.save(model, "model.pt")
-          |            ^^^^^ PTL006
+          |            ^^^^^ PTL006 (warning)
         6 |
           |
           = help (unsafe fix): Save the module's `state_dict()`
@@ -106,7 +106,8 @@ def test_json_output(project):
             },
             "noqa_row": 5,
             "cell": None,
-            "url": None,
+            "url": "https://github.com/ptlint/ptlint/blob/main/docs/rules.md#ptl006-save-whole-model",
+            "severity": "warning",
         }
     ]
 
@@ -187,7 +188,8 @@ def test_stdin(project):
 def test_stdin_fix_prints_fixed_source(project):
     result = run(["check", "-", "--fix", "--unsafe-fixes"], project, stdin=BAD)
     assert result.exit_code == 0
-    assert result.output == FIXED
+    assert result.stdout == FIXED
+    assert result.stderr == "Found 1 finding (1 fixed, 0 remaining).\n"
 
 
 @pytest.mark.parametrize("selector", ["PTL006", "save-whole-model", "PTL0", "ALL", "ptl006"])

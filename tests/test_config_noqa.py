@@ -155,7 +155,7 @@ def test_crlf_bom_and_latin1_are_kept(tmp_path):
 def test_rule_command(tmp_path):
     result = CliRunner().invoke(main, ["rule", "save-whole-model"])
     assert result.exit_code == 0
-    assert result.output.startswith("# PTL006 save-whole-model\n\nFix: unsafe.\n\n## What it does\n")
+    assert result.output.startswith("# PTL006 save-whole-model\n\nSeverity: warning. Fix: unsafe.\n\n## What it does\n")
     for section in ("## Why is this bad?", "## Example", "## Use instead", "## Fix safety", "## References"):
         assert section in result.output
     unknown = CliRunner().invoke(main, ["rule", "PTL999"])

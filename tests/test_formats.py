@@ -73,9 +73,9 @@ def test_github_output(project):
     result = check(project, "--output-format", "github")
     assert result.exit_code == 1
     assert result.stdout == (
-        f"::error file=bad.py,line=5,col=12,endLine=5,endColumn=17,title=PTL006 (save-whole-model)::{MESSAGE}\n"
-        f"::error file=bad.py,line=6,col=12,endLine=6,endColumn=17,title=PTL006 (save-whole-model)::{MESSAGE}\n"
-        f"::error file=bad.py,line=7,col=8,endLine=7,endColumn=22,title=PTL100 (unused-noqa)::{STALE}\n"
+        f"::warning file=bad.py,line=5,col=12,endLine=5,endColumn=17,title=PTL006 (save-whole-model)::{MESSAGE}\n"
+        f"::warning file=bad.py,line=6,col=12,endLine=6,endColumn=17,title=PTL006 (save-whole-model)::{MESSAGE}\n"
+        f"::warning file=bad.py,line=7,col=8,endLine=7,endColumn=22,title=PTL100 (unused-noqa)::{STALE}\n"
     )
 
 
@@ -88,14 +88,14 @@ def test_github_escapes_message_and_properties():
     assert github.escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
     line = github.annotation(_finding("dir,x/a:b.py", "line one\nline: two, 50%"))
     assert line == (
-        "::error file=dir%2Cx/a%3Ab.py,line=3,col=2,endLine=4,endColumn=5,title=PTL006 (save-whole-model)"
+        "::warning file=dir%2Cx/a%3Ab.py,line=3,col=2,endLine=4,endColumn=5,title=PTL006 (save-whole-model)"
         "::line one%0Aline: two, 50%25"
     )
 
 
 def test_github_notebook_cell_goes_into_the_message():
     line = github.annotation(_finding("nb.ipynb", "m", cell=2))
-    assert line == "::error file=nb.ipynb,title=PTL006 (save-whole-model)::cell 2:3:2: m"
+    assert line == "::warning file=nb.ipynb,title=PTL006 (save-whole-model)::cell 2:3:2: m"
 
 
 def test_github_no_findings_prints_nothing(project):
@@ -134,11 +134,11 @@ def test_sarif_output_validates_and_is_exact(project):
         "fullDescription": {"text": stale.summary()},
         "help": {"text": sarif.help_text(stale), "markdown": docs.rule_markdown(stale)},
         "helpUri": f"{sarif.PROJECT_URL}/blob/main/docs/rules.md#ptl100-unused-noqa",
-        "defaultConfiguration": {"level": "error"},
-        "properties": {"fix": "safe"},
+        "defaultConfiguration": {"level": "warning"},
+        "properties": {"fix": "safe", "severity": "warning"},
     }
     assert stale.summary().startswith("Reports a `# noqa: PTLxxx` comment whose code no longer matches")
-    assert docs.rule_markdown(stale).startswith("# PTL100 unused-noqa\n\nFix: safe.\n\n## What it does\n")
+    assert docs.rule_markdown(stale).startswith("# PTL100 unused-noqa\n\nSeverity: warning. Fix: safe.\n\n## What it does\n")
     assert sarif.help_text(stale).startswith("What it does:\nReports a `# noqa: PTLxxx` comment")
     assert "\n\nFix safety:\nThe fix is safe" in sarif.help_text(stale)
     assert driver["rules"][i006]["helpUri"] == f"{sarif.PROJECT_URL}/blob/main/docs/rules.md#ptl006-save-whole-model"
@@ -159,7 +159,7 @@ def test_sarif_output_validates_and_is_exact(project):
         {
             "ruleId": "PTL006",
             "ruleIndex": i006,
-            "level": "error",
+            "level": "warning",
             "message": {"text": MESSAGE},
             "locations": [{"physicalLocation": {"artifactLocation": uri, "region": region(5, 12, 17)}}],
             "fixes": fix("Save the module's `state_dict()`", "unsafe", 5, 'torch.save(model.state_dict(), "model.pt")\n'),
@@ -167,7 +167,7 @@ def test_sarif_output_validates_and_is_exact(project):
         {
             "ruleId": "PTL006",
             "ruleIndex": i006,
-            "level": "error",
+            "level": "warning",
             "message": {"text": MESSAGE},
             "locations": [{"physicalLocation": {"artifactLocation": uri, "region": region(6, 12, 17)}}],
             "fixes": fix("Save the module's `state_dict()`", "unsafe", 6, 'torch.save(model.state_dict(), "backup.pt")\n'),
@@ -175,7 +175,7 @@ def test_sarif_output_validates_and_is_exact(project):
         {
             "ruleId": "PTL100",
             "ruleIndex": i100,
-            "level": "error",
+            "level": "warning",
             "message": {"text": STALE},
             "locations": [{"physicalLocation": {"artifactLocation": uri, "region": region(7, 8, 22)}}],
             "fixes": fix("Remove the unused `noqa` directive", "safe", 7, "y = 1\n"),
@@ -189,7 +189,7 @@ def test_sarif_notebook_cell_absolute_path_and_no_fix_edits():
     doc = sarif.log([_finding(absolute, cell=3, fix=fix)])
     _validate(doc)
     (result,) = doc["runs"][0]["results"]
-    assert result["properties"] == {"cell": 3}
+    assert result["properties"] == {"cell": 3, "cellLine": 3, "cellColumn": 2, "cellEndLine": 4, "cellEndColumn": 5}
     assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "file:///tmp/x%20y/nb.ipynb"}
     assert "fixes" not in result  # no edits were computed for this finding
 
@@ -213,7 +213,10 @@ def test_junit_output(project):
         return (
             f'    <testcase name="{code} ({name}) at line {line}, column {col}" classname="bad.py" file="bad.py"'
             f' line="{line}">\n'
-            f'      <failure message="{m}" type="{code}">bad.py:{line}:{col}: {code} {m}</failure>\n'
+            "      <properties>\n"
+            '        <property name="severity" value="warning"/>\n'
+            "      </properties>\n"
+            f'      <failure message="{m}" type="{code}">bad.py:{line}:{col}: warning: {code} {m}</failure>\n'
             "    </testcase>\n"
         )
 
@@ -234,11 +237,11 @@ def test_junit_escapes_and_groups_files():
     text = junit.render(findings, RunInfo(unsafe_fixes=False, fixed=0))
     root = ET.fromstring(text.encode())
     assert [s.get("name") for s in root] == ["a.py", "b.py"]
-    failure = root[0][0][0]
+    failure = root[0][0].find("failure")
     assert failure.get("message") == 'a <b> & "c"'
-    assert failure.text == 'a.py:3:2: PTL006 a <b> & "c"'
+    assert failure.text == 'a.py:3:2: warning: PTL006 a <b> & "c"'
     assert root[1][0].get("name") == "PTL006 (save-whole-model) at cell 1, line 3, column 2"
-    assert root[1][0][0].text == "b.py:cell 1:3:2: PTL006 x"
+    assert root[1][0].find("failure").text == "b.py:cell 1:3:2: warning: PTL006 x"
 
 
 def test_junit_without_findings_has_one_passing_case(project):
@@ -323,8 +326,9 @@ def test_statistics_text(project):
     result = check(project, "--statistics")
     assert result.exit_code == 1
     assert result.stdout == (
-        "2\tPTL006\t[ ]\tsave-whole-model\n"
-        "1\tPTL100\t[*]\tunused-noqa\n"
+        "2  PTL006  [ ]  warning  save-whole-model\n"
+        "1  PTL100  [*]  warning  unused-noqa\n"
+        "[*] every finding of the rule is fixable with `--fix`, [-] some are, [ ] none are\n"
         "Found 3 findings.\n"
         "[*] 1 fixable with the `--fix` option (2 more with `--fix --unsafe-fixes`).\n"
     )
@@ -337,14 +341,14 @@ def test_statistics_marks_and_alignment():
     findings = [_finding(fix=safe) for _ in range(10)] + [_finding(fix=unsafe)]
     findings.append(Finding("PTL100", "unused-noqa", "m", "a.py", Position(1, 1), Position(1, 2), safe))
     text = statistics.render(findings, RunInfo(unsafe_fixes=False, fixed=0, show_summary=False))
-    assert text == "11\tPTL006\t[-]\tsave-whole-model\n 1\tPTL100\t[*]\tunused-noqa\n"
+    assert text == "11  PTL006  [-]  warning  save-whole-model\n 1  PTL100  [*]  warning  unused-noqa\n"
 
 
 def test_statistics_json(project):
     result = check(project, "--statistics", "--output-format", "json", "--unsafe-fixes")
     assert json.loads(result.stdout) == [
-        {"code": "PTL006", "name": "save-whole-model", "count": 2, "fixable": 2},
-        {"code": "PTL100", "name": "unused-noqa", "count": 1, "fixable": 1},
+        {"code": "PTL006", "name": "save-whole-model", "severity": "warning", "count": 2, "fixable": 2},
+        {"code": "PTL100", "name": "unused-noqa", "severity": "warning", "count": 1, "fixable": 1},
     ]
 
 

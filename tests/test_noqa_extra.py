@@ -87,7 +87,7 @@ def test_ptl100_is_a_known_rule():
     assert rule is not None and rule.code == "PTL100" and rule.fix_safety.value == "safe"
     assert list(rule.docs()) == ["What it does", "Why is this bad?", "Example", "Use instead", "Fix safety", "References"]
     result = CliRunner().invoke(main, ["rule", "PTL100"])
-    assert result.exit_code == 0 and result.output.startswith("# PTL100 unused-noqa\n\nFix: safe.\n")
+    assert result.exit_code == 0 and result.output.startswith("# PTL100 unused-noqa\n\nSeverity: warning. Fix: safe.\n")
 
 
 def test_select_and_ignore(tmp_path):
@@ -197,11 +197,28 @@ def test_add_noqa_refuses_fix_and_stdin(tmp_path):
     assert run(["check", "--add-noqa", "-"], tmp_path).exit_code == 2
 
 
-def test_add_noqa_leaves_notebooks_alone_with_a_warning(tmp_path):
-    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [HEAD, SAVE + "\n"]}
-    text = json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
+def test_add_noqa_writes_comments_into_notebook_cells(tmp_path):
+    lines = [*HEAD.splitlines(keepends=True), SAVE + "\n"]
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": lines}
+    magic = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+             "source": ["%time x = 1\n", SAVE]}
+    note = {"cell_type": "markdown", "metadata": {}, "source": ["# notes"]}
+    doc = {"cells": [cell, note, magic], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    text = json.dumps(doc, indent=1) + "\n"
     (tmp_path / "nb.ipynb").write_text(text)
     result = run(["check", "--no-cache", "--select", "PTL006", "--add-noqa"], tmp_path)
-    assert (result.exit_code, result.stdout) == (0, "Added 0 noqa codes.\n")
-    assert "ptlint: warning: nb.ipynb: not a Python source file" in result.stderr
-    assert (tmp_path / "nb.ipynb").read_text() == text
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "Added 2 noqa codes in 1 file.\n", "")
+    cell["source"][-1] = SAVE + "  # noqa: PTL006\n"
+    magic["source"][-1] = SAVE + "  # noqa: PTL006"
+    assert (tmp_path / "nb.ipynb").read_text() == json.dumps(doc, indent=1) + "\n"
+    assert run(["check", "--no-cache", "--select", "PTL006,PTL100"], tmp_path).exit_code == 0
+
+
+def test_add_noqa_fails_and_says_why_when_findings_are_left(tmp_path):
+    source = HEAD + 's = "# noqa: X1"; ' + SAVE + "\n"
+    (tmp_path / "a.py").write_text(source)
+    result = run(["check", "--no-cache", "--select", "PTL006", "--add-noqa"], tmp_path)
+    assert result.exit_code == 1
+    assert result.stdout == "Added 0 noqa codes.\n1 finding is left without a noqa comment.\n"
+    assert "ptlint: error: a.py: 1 finding(s) left without a noqa comment (no safe line for it)" in result.stderr
+    assert (tmp_path / "a.py").read_text() == source

@@ -100,4 +100,5 @@ def test_force_exclude_applies_to_explicit_paths(tmp_path):
         "skip.py:3:12: PTL006 `torch.save` pickles a whole nn.Module; save its `state_dict()` instead",
     ]
     forced = check_concise(tmp_path, "--no-cache", "--select", "PTL006", "--force-exclude", "build/gen.py", "skip.py", "build")
-    assert (forced.exit_code, forced.output) == (0, "")
+    assert (forced.exit_code, forced.stdout) == (0, "")
+    assert forced.stderr == "ptlint: warning: No Python files found under the given path(s)\n"

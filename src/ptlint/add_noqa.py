@@ -25,6 +25,8 @@ class Outcome:
     added: int = 0
     files: int = 0
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # why findings were left without a comment
+    left: int = 0  # findings left without a comment
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,12 @@ def add_to_text(text: str, findings: list[Finding]) -> tuple[str, int, int]:
 
 
 def add_noqa(files: dict[str, Path], findings: list[Finding]) -> Outcome:
-    """Write noqa comments for `findings` into `files` (display path -> path on disk)."""
-    from ptlint.api import parses
+    """Write noqa comments for `findings` into `files` (display path -> path on disk).
 
+    Notebooks get their comments in the cells' sources. A finding that cannot get a comment
+    (a file that is not Python, a line without a safe place for one) counts in `left`, and
+    `errors` says why.
+    """
     outcome = Outcome()
     by_path: dict[str, list[Finding]] = defaultdict(list)
     for f in findings:
@@ -120,28 +125,92 @@ def add_noqa(files: dict[str, Path], findings: list[Finding]) -> Outcome:
         path = files.get(shown)
         if path is None:
             continue
-        if path.suffix not in (".py", ".pyi"):
-            outcome.warnings.append(f"{shown}: not a Python source file; add its `# noqa` comments by hand")
+        if path.suffix.lower() == ".ipynb":
+            _add_to_notebook(shown, path, items, outcome)
+        elif path.suffix not in (".py", ".pyi"):
+            _left(outcome, len(items), f"{shown}: not a Python file or notebook; add its `# noqa` comments by hand")
+        else:
+            _add_to_python(shown, path, items, outcome)
+    return outcome
+
+
+def _left(outcome: Outcome, count: int, why: str) -> None:
+    outcome.left += count
+    outcome.errors.append(why)
+
+
+def _add_to_python(shown: str, path: Path, items: list[Finding], outcome: Outcome) -> None:
+    from ptlint.api import parses
+
+    try:
+        data = path.read_bytes()
+        source = decode(data)
+        text, added, skipped = add_to_text(source.text, items)
+    except (OSError, DecodeError, tokenize.TokenError, SyntaxError) as exc:
+        _left(outcome, len(items), f"{shown}: cannot add noqa comments: {exc}")
+        return
+    if skipped:
+        _left(outcome, skipped, f"{shown}: {skipped} finding(s) left without a noqa comment (no safe line for it)")
+    if not added:
+        return
+    if not parses(text):
+        _left(outcome, len(items) - skipped, f"{shown}: adding noqa comments would break the file; not written")
+        return
+    try:
+        atomic_write(str(path), source.encode(text))
+    except OSError as exc:
+        _left(outcome, len(items) - skipped, f"{shown}: cannot write: {exc.strerror or exc}")
+        return
+    outcome.added += added
+    outcome.files += 1
+
+
+def _add_to_notebook(shown: str, path: Path, items: list[Finding], outcome: Outcome) -> None:
+    """Comments go into the code cells' sources; the rest of the notebook keeps its bytes."""
+    from ptlint import notebook
+    from ptlint.api import parses
+
+    try:
+        data = path.read_bytes()
+        bom = data.startswith(notebook.BOM)
+        nb = notebook.load(data[len(notebook.BOM) if bom else 0:].decode("utf-8"))
+    except (OSError, UnicodeDecodeError, notebook.NotebookError) as exc:
+        _left(outcome, len(items), f"{shown}: cannot add noqa comments: {exc}")
+        return
+    by_cell: dict[int, list[Finding]] = defaultdict(list)
+    for f in items:
+        by_cell[f.cell or 0].append(f)
+    sources: dict[int, str] = {}
+    added = 0
+    for number, cell_items in sorted(by_cell.items()):
+        cell = next((c for c in nb.cells if c.number == number), None)
+        if cell is None or cell.frozen:
+            _left(outcome, len(cell_items), f"{shown}: cell {number} is not Python that ptlint can edit; add its `# noqa` comments by hand")
             continue
         try:
-            data = path.read_bytes()
-            source = decode(data)
-            text, added, skipped = add_to_text(source.text, items)
-        except (OSError, DecodeError, tokenize.TokenError, SyntaxError) as exc:
-            outcome.warnings.append(f"{shown}: cannot add noqa comments: {exc}")
+            program, n, skipped = add_to_text(cell.program, cell_items)
+        except (tokenize.TokenError, SyntaxError) as exc:
+            _left(outcome, len(cell_items), f"{shown}: cell {number}: cannot add noqa comments: {exc}")
             continue
         if skipped:
-            outcome.warnings.append(f"{shown}: {skipped} finding(s) left without a noqa comment (no safe line for it)")
-        if not added:
+            _left(outcome, skipped, f"{shown}: cell {number}: {skipped} finding(s) left without a noqa comment (no safe line for it)")
+        source = notebook.restore(cell, program) if n else None
+        if n and (source is None or not parses(program)):
+            _left(outcome, len(cell_items) - skipped, f"{shown}: cell {number}: adding noqa comments would break the cell; not written")
             continue
-        if not parses(text):
-            outcome.warnings.append(f"{shown}: adding noqa comments would break the file; not written")
-            continue
-        try:
-            atomic_write(str(path), source.encode(text))
-        except OSError as exc:
-            outcome.warnings.append(f"{shown}: cannot write: {exc.strerror or exc}")
-            continue
-        outcome.added += added
-        outcome.files += 1
-    return outcome
+        if source is not None:
+            sources[number] = source
+            added += n
+    if not sources:
+        return
+    text = notebook.write_back(nb, sources)
+    if text is None:
+        _left(outcome, len(items), f"{shown}: cannot locate the cells' sources in the notebook file; not written")
+        return
+    try:
+        atomic_write(str(path), (notebook.BOM if bom else b"") + text.encode("utf-8"))
+    except OSError as exc:
+        _left(outcome, len(items), f"{shown}: cannot write: {exc.strerror or exc}")
+        return
+    outcome.added += added
+    outcome.files += 1

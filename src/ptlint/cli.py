@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import click
 
 from ptlint import __version__, cache
-from ptlint.config import ConfigError, Overrides, Resolver, expand
+from ptlint.config import FAIL_ON, ConfigError, Overrides, Resolver, expand
 from ptlint.reporters import FORMATS, RunInfo
-from ptlint.finding import Finding
+from ptlint.finding import Finding, fails, severity_of
 
 if TYPE_CHECKING:
     from ptlint import runner
@@ -67,7 +68,22 @@ def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None)
         raise click.BadParameter(str(exc)) from None
 
 
-@main.command()
+CHECK_EPILOG = """\b
+Markers:
+  [*]  a finding that `--fix` would fix (with `--unsafe-fixes`, unsafe fixes count too)
+  [-]  in `--statistics`: some of the rule's findings are fixable, not all
+  [ ]  in `--statistics`: none of the rule's findings are fixable
+
+\b
+Exit codes:
+  0  nothing left to report (or only findings below `--fail-on`, or --exit-zero)
+  1  findings remain at or above the `fail-on` severity (default: info, so any finding);
+     with --diff: something would change; with --exit-non-zero-on-fix: a fix was applied
+  2  a usage or configuration error, a path that does not exist, or an internal error
+"""
+
+
+@main.command(epilog=CHECK_EPILOG)
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
 @click.option("--unsafe-fixes/--no-unsafe-fixes", default=None, help="Also apply (and show) unsafe fixes.")
@@ -77,9 +93,13 @@ def _shard_option(ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--extend-select", multiple=True, help="Rules to enable on top of the selection.")
 @click.option("--output-format", type=click.Choice(FORMATS), default="full", show_default=True)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even if findings remain.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default=None,
+              help="The least severe severity that fails the run (default: info, so any finding).")
+@click.option("--respect-gitignore/--no-respect-gitignore", default=None,
+              help="Skip files ignored by .gitignore, .git/info/exclude and git's global excludes (default: on).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Use this configuration file.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Worker processes (default: CPUs).")
-@click.option("--stdin-filename", help="The file name to report for source read from `-`.")
+@click.option("--stdin-filename", help="Read the source from stdin and report it under this file name.")
 @click.option("--quiet", "-q", is_flag=True, help="Print findings only, no summary.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--force-exclude", is_flag=True, help="Apply exclusions to paths named on the command line too.")
@@ -99,6 +119,8 @@ def check(
     extend_select: tuple[str, ...],
     output_format: str,
     exit_zero: bool,
+    fail_on: str | None,
+    respect_gitignore: bool | None,
     config_file: str | None,
     jobs: int | None,
     stdin_filename: str | None,
@@ -115,6 +137,8 @@ def check(
     """Check PATHS (default: the current folder) for PyTorch anti-patterns."""
     from ptlint import catalog, output, runner
 
+    if select and not _split(select):
+        _fail("--select selects no rule: give codes, names, prefixes such as PTL0, or ALL")
     cache_root = None if no_cache else cache.folder().resolve()
     if cache_root is not None:
         catalog.load(cache_root)  # a warm run then never imports libcst or the rules
@@ -123,6 +147,8 @@ def check(
         ignore=_split(ignore),
         extend_select=_split(extend_select),
         unsafe_fixes=unsafe_fixes,
+        fail_on=fail_on,
+        respect_gitignore=respect_gitignore,
     )
     for group in (overrides.select or (), overrides.ignore, overrides.extend_select):
         expand(group)
@@ -136,13 +162,17 @@ def check(
         with_lines=output_format in ("full", "gitlab"),
         cache_dir=None if cache_root is None else str(cache_root),
     )
+    if stdin_filename is not None and paths and "-" not in paths:
+        _fail("--stdin-filename names the source read from stdin: give `-` or no path, not files to check")
+    use_stdin = "-" in paths or stdin_filename is not None
     paths = paths or (".",)
-    if add_noqa and (fix or diff or "-" in paths):
+    if add_noqa and (fix or diff or use_stdin):
         _fail("--add-noqa cannot be combined with --fix, --diff or `-` (stdin)")
     reports: list[runner.FileReport] = []
     missing: list[str] = []
     stdin_text = ""
-    if "-" in paths:
+    no_files = False
+    if use_stdin:
         if len(paths) > 1 or shard:
             _fail("`-` (stdin) cannot be combined with other paths or --shard")
         report, stdin_text = _check_stdin(stdin_filename, resolver, mode)
@@ -152,6 +182,7 @@ def check(
 
         found = runner.discover(paths, resolver, force_exclude)
         missing = found.missing
+        no_files = not found.files and not missing
         if shard:
             from ptlint.shard import select_paths
 
@@ -166,20 +197,33 @@ def check(
     for report in reports:
         for warning in report.warnings:
             click.echo(f"ptlint: warning: {warning}", err=True)
+    if no_files:
+        click.echo("ptlint: warning: No Python files found under the given path(s)", err=True)
     if add_noqa:
-        output.add_noqa(reports, found.files, findings)
-        sys.exit(EXIT_ERROR if output.print_errors(reports, missing) else EXIT_CLEAN)
-    unsafe = resolver.for_path(Path(".") if paths[0] == "-" else Path(paths[0])).unsafe_fixes
+        complete = output.add_noqa(reports, found.files, findings)
+        if output.print_errors(reports, missing):
+            sys.exit(EXIT_ERROR)
+        sys.exit(EXIT_CLEAN if complete else EXIT_FINDINGS)
+    settings = resolver.for_path(Path(stdin_filename or ".").parent if use_stdin else Path(paths[0]))
+    internal = [e for r in reports for e in r.internal_errors]
     run = RunInfo(
-        unsafe_fixes=unsafe, fixed=fixed if (fix and not diff) else 0, color=_use_color() and not output_file, show_summary=not quiet and not missing
+        unsafe_fixes=settings.unsafe_fixes,
+        fixed=fixed if (fix and not diff) else 0,
+        color=_use_color() and not output_file,
+        show_summary=not quiet and not missing and not no_files and not internal,
+        fail_on=settings.fail_on,
+        internal_errors=tuple(internal),
     )
     if diff:
         output.emit("".join(r.diff for r in reports), output_file)
-    elif "-" in paths and fix:
+    elif use_stdin and fix:
+        # The fixed source is the output; what remains to report goes to stderr.
         click.echo(reports[0].fixed_text if reports[0].fixed_text is not None else stdin_text, nl=False)
-    else:
+        remaining = output.report_text(output_format, findings, replace(run, color=False), reports, statistics, show_fixes)
+        if findings or not quiet:
+            output.emit(remaining, output_file, err=True)
+    elif not (no_files and output_format in output.TEXT_FORMATS and not statistics):
         output.emit(output.report_text(output_format, findings, run, reports, statistics, show_fixes), output_file)
-    internal = [e for r in reports for e in r.internal_errors]
     for message in internal:
         click.echo(f"ptlint: error: {message}", err=True)
     for path in missing:
@@ -188,7 +232,7 @@ def check(
         sys.exit(EXIT_ERROR)
     if diff:
         sys.exit(EXIT_FINDINGS if any(r.diff for r in reports) and not exit_zero else EXIT_CLEAN)
-    if findings and not exit_zero:
+    if any(fails(severity_of(f), run.fail_on) for f in findings) and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     if exit_non_zero_on_fix and run.fixed:
         sys.exit(EXIT_FINDINGS)
@@ -250,6 +294,16 @@ def clean() -> None:
     click.echo("Removed .ptlint_cache" if removed else "No cache to remove")
 
 
+@main.command()
+def server() -> None:
+    """Run the language server on stdin/stdout (editors; needs `pip install 'ptlint[server]'`)."""
+    from ptlint.server import MISSING, available, main as serve
+
+    if not available():
+        _fail(MISSING)
+    serve()
+
+
 @main.command("merge-reports")
 @click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False), help="Write the merged report to this file.")
@@ -280,9 +334,10 @@ def merge_reports(reports: tuple[str, ...], output_file: str | None, exit_zero: 
               help="Verify your own scenario file (a `run(device)` entry point); repeatable.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Variants run in parallel (default: 2).")
 @click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True, help="Seconds per variant.")
+@click.option("--wide", is_flag=True, help="Table: every column in full (by default it fits 120 columns).")
 def verify(codes: tuple[str, ...], device: str, output_format: str, steps: int | None, report_file: str | None,
-           scenarios: tuple[str, ...], jobs: int | None, timeout: int) -> None:
+           scenarios: tuple[str, ...], jobs: int | None, timeout: int, wide: bool) -> None:
     """Run each fixable rule's scenario before and after ptlint's fix and check the rule's contract."""
     from ptlint.verify.cli import main as verify_main
 
-    sys.exit(verify_main(_split(codes), device, output_format, steps, report_file, scenarios, jobs, timeout))
+    sys.exit(verify_main(_split(codes), device, output_format, steps, report_file, scenarios, jobs, timeout, wide))

@@ -24,8 +24,10 @@ DEFAULT_EXCLUDE = (
 )
 KNOWN_KEYS = {
     "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude",
-    "unsafe-fixes", "target-torch-version", "rules",
+    "unsafe-fixes", "target-torch-version", "rules", "fail-on", "respect-gitignore",
 }
+FAIL_ON = ("error", "warning", "info")  # the severities, most severe first (ptlint.finding.SEVERITIES)
+DEFAULT_LINE_LENGTH = 88
 
 
 class ConfigError(Exception):
@@ -48,6 +50,12 @@ class Settings:
     # "" means unset: the project's own torch pin decides, else DEFAULT_TORCH (see facts/versions.py)
     target_torch_version: str = ""
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The least severe severity whose findings fail the run; "info" (the default): every finding does.
+    fail_on: str = "info"
+    # Skip files that git ignores (.gitignore, .git/info/exclude, the global excludes file) when walking folders.
+    respect_gitignore: bool = True
+    # The longest line a fix may write (`line-length` of [tool.ruff] or [tool.black]); 0: not looked up yet.
+    line_length: int = 0
 
     def enabled_codes(self, path: Path | None = None) -> frozenset[str]:
         """The codes of the rules that apply to `path` after select/ignore and per-file-ignores."""
@@ -170,7 +178,7 @@ def from_table(table: dict[str, Any], path: Path) -> Settings:
             kw[key.replace("-", "_")] = _string_list(key, table[key], path)
     for key in ("select", "ignore", "extend_select"):
         if key in kw:
-            expand(kw[key])
+            _expand_in(kw[key], f"`{key.replace('_', '-')}`", path)
     if "per-file-ignores" in table:
         pfi = table["per-file-ignores"]
         if not isinstance(pfi, dict):
@@ -178,7 +186,7 @@ def from_table(table: dict[str, Any], path: Path) -> Settings:
         items = []
         for glob, codes in pfi.items():
             codes = _string_list(f"per-file-ignores.{glob}", codes, path)
-            expand(codes)
+            _expand_in(codes, f"`per-file-ignores` entry {glob!r}", path)
             items.append((glob, codes))
         kw["per_file_ignores"] = tuple(items)
     if "unsafe-fixes" in table:
@@ -190,8 +198,44 @@ def from_table(table: dict[str, Any], path: Path) -> Settings:
         if not isinstance(version, str) or not all(p.isdigit() for p in version.split(".")):
             raise ConfigError(f"{path}: `target-torch-version` must be a version string such as \"2.6\"")
         kw["target_torch_version"] = version
+    if "fail-on" in table:
+        if table["fail-on"] not in FAIL_ON:
+            raise ConfigError(f"{path}: `fail-on` must be one of {', '.join(repr(v) for v in FAIL_ON)}")
+        kw["fail_on"] = table["fail-on"]
+    if "respect-gitignore" in table:
+        if not isinstance(table["respect-gitignore"], bool):
+            raise ConfigError(f"{path}: `respect-gitignore` must be true or false")
+        kw["respect_gitignore"] = table["respect-gitignore"]
     kw["rule_options"] = _rule_options(table.get("rules", {}), path)
     return Settings(root=path.parent, source=path, **kw)
+
+
+def _expand_in(selectors: Iterable[str], where: str, path: Path) -> None:
+    """`expand`, with the configuration file and the key in the error."""
+    try:
+        expand(selectors)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {where}: {exc}") from None
+
+
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+
+
+def _type_name(value: Any) -> str:
+    """How the documentation names the type of `value`: "an integer", "a string", ..."""
+    kind = type(value)
+    if kind in _TYPE_NAMES:
+        return _TYPE_NAMES[kind]
+    name = kind.__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _has_type(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def _rule_options(table: Any, path: Path) -> dict[str, dict[str, Any]]:
@@ -211,10 +255,34 @@ def _rule_options(table: Any, path: Path) -> dict[str, dict[str, Any]]:
                 known = ", ".join(sorted(rule.options)) or "none"
                 raise ConfigError(f"{path}: rule {rule.code} has no option {name!r} (options: {known})")
             default = rule.options[name]
-            if default is not None and not isinstance(value, type(default)):
-                raise ConfigError(f"{path}: option {name!r} of {rule.code} must be a {type(default).__name__}")
+            if default is not None and not _has_type(value, default):
+                raise ConfigError(f"{path}: option {name!r} of {rule.code} must be {_type_name(default)}")
         out[rule.code] = dict(opts)
     return out
+
+
+@lru_cache(maxsize=256)
+def line_length_for(folder: Path) -> int:
+    """`line-length` of the nearest ruff configuration (`.ruff.toml`, `ruff.toml`, `[tool.ruff]`) or
+    `[tool.black]` at or above `folder`, else 88: the longest line a fix writes."""
+    folder = Path(os.path.abspath(folder))
+    for here in (folder, *folder.parents):
+        for name in (".ruff.toml", "ruff.toml", "pyproject.toml"):
+            candidate = here / name
+            if not candidate.is_file():
+                continue
+            try:
+                with open(candidate, "rb") as handle:
+                    data = tomllib.load(handle)
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            tool = data.get("tool", {}) if isinstance(data.get("tool"), dict) else {}
+            tables = [tool.get("ruff"), tool.get("black")] if name == "pyproject.toml" else [data]
+            for table in tables:
+                value = table.get("line-length") if isinstance(table, dict) else None
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    return value
+    return DEFAULT_LINE_LENGTH
 
 
 def find_config(start: Path) -> Path | None:
@@ -247,9 +315,15 @@ class Overrides:
     ignore: tuple[str, ...] = ()
     extend_select: tuple[str, ...] = ()
     unsafe_fixes: bool | None = None
+    fail_on: str | None = None
+    respect_gitignore: bool | None = None
 
     def apply(self, settings: Settings) -> Settings:
         changes: dict[str, Any] = {}
+        if self.fail_on is not None:
+            changes["fail_on"] = self.fail_on
+        if self.respect_gitignore is not None:
+            changes["respect_gitignore"] = self.respect_gitignore
         if self.select is not None:
             changes["select"] = self.select
             changes["extend_select"] = ()

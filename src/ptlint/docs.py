@@ -12,10 +12,10 @@ README_END = "<!-- rules-table:end -->"
 
 
 def rule_markdown(rule: type[Rule], level: int = 1) -> str:
-    """One rule's docs: title, fix safety and the sections."""
+    """One rule's docs: title, severity, fix safety and the sections."""
     head = "#" * level
     docs = rule.docs()
-    out = [f"{head} {rule.code} {rule.name}", "", f"Fix: {rule.fix_safety.value}.", ""]
+    out = [f"{head} {rule.code} {rule.name}", "", f"Severity: {rule.severity}. Fix: {rule.fix_safety.value}.", ""]
     for title in DOC_SECTIONS:
         if title in docs:
             out += [f"{head}# {title}", docs[title], ""]
@@ -23,10 +23,10 @@ def rule_markdown(rule: type[Rule], level: int = 1) -> str:
 
 
 def rules_table(rules: Sequence[type[Rule]]) -> str:
-    """A Markdown table of the rules with their fix safety and summary."""
-    out = ["| Code | Name | Fix | Summary |", "| --- | --- | --- | --- |"]
+    """A Markdown table of the rules with their severity, fix safety and summary."""
+    out = ["| Code | Name | Severity | Fix | Summary |", "| --- | --- | --- | --- | --- |"]
     for r in rules:
-        out.append(f"| {r.code} | `{r.name}` | {r.fix_safety.value} | {r.summary()} |")
+        out.append(f"| {r.code} | `{r.name}` | {r.severity} | {r.fix_safety.value} | {r.summary()} |")
     return "\n".join(out) + "\n"
 
 
@@ -35,6 +35,7 @@ def rule_dict(rule: type[Rule]) -> dict[str, object]:
         "code": rule.code,
         "name": rule.name,
         "summary": rule.summary(),
+        "severity": rule.severity,
         "fix": rule.fix_safety.value,
         "message": rule.message,
         "options": dict(rule.options),

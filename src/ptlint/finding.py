@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 
 
 SYNTAX_CODE, SYNTAX_NAME = "PTL000", "syntax-error"
+# The severities of rules, most severe first; `fail-on` names the least severe one that fails a run.
+SEVERITIES = ("error", "warning", "info")
 
 
 class FixSafety(str, enum.Enum):
@@ -53,9 +55,31 @@ class Finding:
     edits: list[dict[str, Any]] | None = None
     cell: int | None = None
     lines: list[tuple[int, str]] | None = None
+    # The rule's severity ("error", "warning" or "info"); "" until the runner sets it (see `severity_of`).
+    severity: str = ""
+    # For a notebook finding: where its start and end lie in the .ipynb file's own text.
+    file_start: Position | None = None
+    file_end: Position | None = None
 
     def sort_key(self) -> tuple[str, int, int, int, str]:
         return (self.path, self.cell or 0, self.start.line, self.start.column, self.code)
+
+
+def severity_of(f: Finding) -> str:
+    """The finding's severity, from its rule when the finding does not carry it."""
+    if f.severity:
+        return f.severity
+    if f.code == SYNTAX_CODE:
+        return "error"
+    from ptlint.registry import by_code_or_name
+
+    rule = by_code_or_name(f.code)
+    return rule.severity if rule is not None else "warning"
+
+
+def fails(severity: str, fail_on: str) -> bool:
+    """Whether a finding of `severity` fails a run whose `fail-on` level is `fail_on`."""
+    return SEVERITIES.index(severity) <= SEVERITIES.index(fail_on)
 
 
 def allowed(fix: Fix | None, unsafe: bool) -> bool:
@@ -68,4 +92,4 @@ def allowed(fix: Fix | None, unsafe: bool) -> bool:
 def syntax_at(path: str, line: int, col: int, message: str) -> Finding:
     """A PTL000 finding (also used for unreadable and undecodable files)."""
     pos = Position(max(line, 1), max(col, 1))
-    return Finding(SYNTAX_CODE, SYNTAX_NAME, message, path, pos, pos, None, (pos.line, pos.line))
+    return Finding(SYNTAX_CODE, SYNTAX_NAME, message, path, pos, pos, None, (pos.line, pos.line), severity="error")

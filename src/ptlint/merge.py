@@ -141,9 +141,25 @@ def _merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if artifacts:
         merged["artifacts"] = artifacts
     if invocations:
-        merged["invocations"] = invocations
+        merged["invocations"] = _merge_invocations(invocations)
     merged["results"] = _unique_sorted(results)
     return merged
+
+
+def _merge_invocations(invocations: list[Any]) -> list[Any]:
+    """The shards' invocations as one: successful if every shard was, with all their notifications."""
+    if not all(isinstance(item, dict) for item in invocations):
+        return invocations
+    merged = copy.deepcopy(invocations[0])
+    merged["executionSuccessful"] = all(item.get("executionSuccessful", True) for item in invocations)
+    notes: list[Any] = []
+    for item in invocations:
+        for note in item.get("toolExecutionNotifications") or []:
+            if note not in notes:
+                notes.append(note)
+    if notes or "toolExecutionNotifications" in merged:
+        merged["toolExecutionNotifications"] = notes
+    return [merged]
 
 
 def _renumber(

@@ -57,9 +57,39 @@ class Notebook:
     python: bool = True
     program: str = ""
     line_map: list[tuple[int, int]] = field(default_factory=list)  # program line - 1 -> (cell, line)
+    _line_starts: list[int] | None = None  # offsets of the file text's lines, built when first needed
+    _layouts: dict[int, Any] = field(default_factory=dict)  # cell number -> its source's JSON strings
 
     def cell(self, number: int) -> Cell:
         return next(c for c in self.cells if c.number == number)
+
+    def file_position(self, number: int, line: int, column: int) -> Position | None:
+        """Where line `line`, column `column` of cell `number` lies in the .ipynb file's text (1-based),
+        or None when the cell's source cannot be located."""
+        import bisect
+
+        cell = self.cell(number)
+        strings = self._strings(cell)
+        if not strings:
+            return None
+        offset = sum(len(ln) for ln in lines_of(cell.source)[: max(line - 1, 0)]) + max(column - 1, 0)
+        at = strings[-1][0] + strings[-1][2][-1]
+        for k, (start, decoded, raw_of) in enumerate(strings):
+            if offset < len(decoded) or k == len(strings) - 1:
+                at = start + raw_of[min(offset, len(decoded))]
+                break
+            offset -= len(decoded)
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", self.text)]
+        row = bisect.bisect_right(self._line_starts, at)
+        return Position(row, at - self._line_starts[row - 1] + 1)
+
+    def _strings(self, cell: Cell) -> list[tuple[int, str, list[int]]]:
+        """The JSON strings of the cell's "source": (file offset of the first character after the opening
+        quote, the decoded text, the raw offset of each decoded character plus one past the end)."""
+        if cell.number not in self._layouts:
+            self._layouts[cell.number] = _json_strings(self.text, cell.span) if cell.span is not None else []
+        return self._layouts[cell.number]  # type: ignore[no-any-return]
 
 
 def lines_of(text: str) -> list[str]:
@@ -273,6 +303,43 @@ class _Scanner:
         return match.end()
 
 
+def _json_strings(text: str, span: tuple[int, int]) -> list[tuple[int, str, list[int]]]:
+    """The strings of the JSON value (a string or a list of strings) at `span` of `text`."""
+    start, end = span
+    out = []
+    i = start
+    while i < end:
+        if text[i] != '"':
+            i += 1
+            continue
+        decoded: list[str] = []
+        raw_of: list[int] = []
+        j = i + 1
+        while text[j] != '"':
+            raw_of.append(j - i - 1)
+            if text[j] != "\\":
+                decoded.append(text[j])
+                j += 1
+                continue
+            kind = text[j + 1]
+            if kind != "u":
+                decoded.append({"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}.get(kind, kind))
+                j += 2
+                continue
+            code = int(text[j + 2 : j + 6], 16)
+            j += 6
+            if 0xD800 <= code < 0xDC00 and text[j : j + 2] == "\\u":  # a surrogate pair: one code point
+                low = int(text[j + 2 : j + 6], 16)
+                if 0xDC00 <= low < 0xE000:
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    j += 6
+            decoded.append(chr(code))
+        raw_of.append(j - i - 1)
+        out.append((i + 1, "".join(decoded), raw_of))
+        i = j + 1
+    return out
+
+
 # --- write-back ----------------------------------------------------------------------------------
 
 
@@ -401,6 +468,8 @@ def to_cell(nb: Notebook, finding: Finding) -> Finding:
                  for n in (first, last))
     out = replace(finding, start=Position(start_line, finding.start.column), end=end, cell=cell,
                   stmt_lines=(stmt[0], stmt[1]))
+    out.file_start = nb.file_position(cell, start_line, finding.start.column)
+    out.file_end = nb.file_position(cell, end.line, end.column)
     if finding.lines:
         source = lines_of(nb.cell(cell).source)
         first_ctx, last_ctx = max(1, start_line - 1), min(len(source), end.line + 1)
@@ -430,7 +499,8 @@ def syntax_findings(nb: Notebook, path: str) -> list[Finding]:
     for cell in nb.cells:
         if cell.error is not None:
             line, col, message = cell.error
-            out.append(replace(syntax_at(path, line, col, message), cell=cell.number))
+            start = nb.file_position(cell.number, line, col)
+            out.append(replace(syntax_at(path, line, col, message), cell=cell.number, file_start=start, file_end=start))
     return out
 
 
@@ -505,7 +575,7 @@ def _fixed_sources(nb: Notebook, fixed: str) -> dict[int, str] | None:
     return sources
 
 
-_BOM = b"\xef\xbb\xbf"
+BOM = _BOM = b"\xef\xbb\xbf"
 
 
 def check_notebook(path: Path, data: bytes, shown: str, settings: Any, mode: Any) -> Any:

@@ -40,10 +40,10 @@ def report_text(
     return text
 
 
-def emit(text: str, output_file: str | None) -> None:
-    """Print `text`, or write it to `output_file` (UTF-8, the folder must exist)."""
+def emit(text: str, output_file: str | None, err: bool = False) -> None:
+    """Print `text` (on stderr with `err`), or write it to `output_file` (UTF-8, the folder must exist)."""
     if output_file is None:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, err=err)
         return
     try:
         Path(output_file).write_text(text, encoding="utf-8")
@@ -52,17 +52,24 @@ def emit(text: str, output_file: str | None) -> None:
         sys.exit(2)
 
 
-def add_noqa(reports: Sequence["FileReport"], files: Sequence[Path], findings: list[Finding]) -> None:
-    """`--add-noqa`: write the comments and say how many were added."""
+def add_noqa(reports: Sequence["FileReport"], files: Sequence[Path], findings: list[Finding]) -> bool:
+    """`--add-noqa`: write the comments and say how many were added; False when findings were left
+    without a comment (the reasons are printed as errors)."""
     from ptlint.add_noqa import add_noqa as write
     from ptlint.runner import display_path
 
     outcome = write({display_path(p): p for p in files}, findings)
     for warning in outcome.warnings:
         click.echo(f"ptlint: warning: {warning}", err=True)
+    for problem in outcome.errors:
+        click.echo(f"ptlint: error: {problem}", err=True)
     noun = "code" if outcome.added == 1 else "codes"
     where = f" in {outcome.files} {'file' if outcome.files == 1 else 'files'}" if outcome.added else ""
     click.echo(f"Added {outcome.added} noqa {noun}{where}.")
+    if outcome.left:
+        noun = "finding is" if outcome.left == 1 else "findings are"
+        click.echo(f"{outcome.left} {noun} left without a noqa comment.")
+    return not outcome.left
 
 
 def print_errors(reports: Sequence["FileReport"], missing: Sequence[str]) -> bool:

@@ -58,7 +58,7 @@ class RawFinding:
 class Rule:
     """Base class of every rule.
 
-    A subclass sets `code`, `name`, `message`, `fix_safety` and `triggers`, writes its
+    A subclass sets `code`, `name`, `message`, `fix_safety`, `severity` and `triggers`, writes its
     docs in the docstring with the sections of DOC_SECTIONS, and defines visitor methods
     named `visit_<NodeType>` / `leave_<NodeType>` for the libcst node types it needs.
     An instance lives for one file; `self.ctx` holds the shared facts of that file.
@@ -68,6 +68,8 @@ class Rule:
     name: ClassVar[str] = ""
     message: ClassVar[str] = ""
     fix_safety: ClassVar[FixSafety] = FixSafety.NONE
+    # How bad a finding is: "error", "warning" or "info" (the catalog's severity); `fail-on` compares it.
+    severity: ClassVar[str] = "warning"
     # Substrings of which at least one must occur in the source for the rule to run.
     triggers: ClassVar[tuple[str, ...]] = ("torch",)
     # Per-rule options with their defaults; `[tool.ptlint.rules.<code>]` overrides them.

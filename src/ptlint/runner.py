@@ -12,7 +12,7 @@ from typing import Callable, Iterator, Sequence
 from ptlint import cache, textfiles
 from ptlint.config import Resolver, Settings
 from ptlint.facts import versions
-from ptlint.finding import Finding, Fix, syntax_at
+from ptlint.finding import Finding, Fix, severity_of, syntax_at
 from ptlint.source import DecodeError, atomic_write, decode, split_lines
 
 
@@ -126,17 +126,19 @@ def check_text(
         if mode.diff:
             report.diff = unified_diff(text, result.text, path)
     lines = split_lines(result.text) if mode.with_lines else []
+    severities = {r.code: r.severity for r in rules}
     for finding in result.findings:
-        report.findings.append(_portable(finding, lines, settings.unsafe_fixes))
+        report.findings.append(_portable(finding, lines, severities))
     return report
 
 
-def _portable(finding: Finding, lines: list[str], unsafe: bool) -> Finding:
-    """A copy without libcst nodes (so it pickles cheaply), with context lines when asked."""
+def _portable(finding: Finding, lines: list[str], severities: dict[str, str]) -> Finding:
+    """A copy without libcst nodes (so it pickles cheaply), with its severity, and context lines when asked."""
     fix = finding.fix
     if fix is not None:
         fix = Fix(fix.title, fix.safety, ())
-    out = replace(finding, fix=fix)
+    severity = finding.severity or severities.get(finding.code) or severity_of(finding)
+    out = replace(finding, fix=fix, severity=severity)
     if lines:
         first = max(1, finding.start.line - 1)
         last = min(len(lines), finding.end.line + 1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ptlint.finding import Finding, severity_of
 from ptlint.reporters import RunInfo
-from ptlint.reporters.text import headline, summary
-from ptlint.finding import Finding
+from ptlint.reporters.text import COLORS, headline, summary
 
 
 def _snippet(f: Finding, run: RunInfo) -> list[str]:
@@ -23,8 +23,9 @@ def _snippet(f: Finding, run: RunInfo) -> list[str]:
             start = f.start.column - 1
             end = f.end.column - 1 if f.end.line == f.start.line else len(text)
             carets = "^" * max(1, end - start)
-            mark = f"{carets} {f.code}"
-            out.append(f"{gutter} {' ' * start}{click.style(mark, fg='red') if run.color else mark}")
+            severity = severity_of(f)
+            mark = f"{carets} {f.code} ({severity})"
+            out.append(f"{gutter} {' ' * start}{click.style(mark, fg=COLORS[severity]) if run.color else mark}")
     out.append(gutter)
     if f.fix is not None:
         label = "help" if f.fix.safety.value == "safe" else f"help ({f.fix.safety.value} fix)"

@@ -1,9 +1,11 @@
-"""GitHub Actions workflow commands: one `::error` annotation per finding."""
+"""GitHub Actions workflow commands: one `::error`, `::warning` or `::notice` annotation per finding."""
 
 from __future__ import annotations
 
+from ptlint.finding import Finding, severity_of
 from ptlint.reporters import RunInfo
-from ptlint.finding import Finding
+
+COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def escape_data(text: str) -> str:
@@ -27,11 +29,14 @@ def annotation(f: Finding) -> str:
             ("endColumn", str(f.end.column)),
         ]
     else:
-        # Lines count from the top of a notebook cell, not of the .ipynb file: say so in the message.
+        # The cell's lines count from the top of the cell: say where in the message, and annotate
+        # the line of the .ipynb file that holds the cell's line.
         message = f"cell {f.cell}:{f.start.line}:{f.start.column}: {message}"
+        if f.file_start is not None:
+            props += [("line", str(f.file_start.line)), ("endLine", str((f.file_end or f.file_start).line))]
     props.append(("title", f"{f.code} ({f.name})"))
     head = ",".join(f"{key}={escape_property(value)}" for key, value in props)
-    return f"::error {head}::{escape_data(message)}"
+    return f"::{COMMANDS[severity_of(f)]} {head}::{escape_data(message)}"
 
 
 def render(findings: list[Finding], run: RunInfo) -> str:

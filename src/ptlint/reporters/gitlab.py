@@ -7,8 +7,10 @@ import json
 from collections import Counter
 from typing import Any
 
+from ptlint.finding import Finding, severity_of
 from ptlint.reporters import RunInfo
-from ptlint.finding import Finding
+
+SEVERITY = {"error": "critical", "warning": "major", "info": "minor"}
 
 
 def line_text(f: Finding) -> str:
@@ -35,15 +37,17 @@ def render(findings: list[Finding], run: RunInfo) -> str:
         key = (f.path, f.cell, f.code, line_text(f))
         seen[key] += 1
         description = f"{f.code} {f.message}"
+        lines = {"begin": f.start.line, "end": f.end.line}
         if f.cell is not None:
             description = f"cell {f.cell}, line {f.start.line}: {description}"
-        issues.append(
-            {
-                "description": description,
-                "check_name": f.code,
-                "fingerprint": fingerprint(f, seen[key]),
-                "severity": "critical" if f.code == "PTL000" else "major",
-                "location": {"path": f.path, "lines": {"begin": f.start.line, "end": f.end.line}},
-            }
-        )
+            if f.file_start is not None:  # the lines of the .ipynb file that hold the cell's lines
+                lines = {"begin": f.file_start.line, "end": (f.file_end or f.file_start).line}
+        issue: dict[str, Any] = {
+            "description": description,
+            "check_name": f.code,
+            "fingerprint": fingerprint(f, seen[key]),
+            "severity": SEVERITY[severity_of(f)],
+            "location": {"path": f.path, "lines": lines},
+        }
+        issues.append(issue)
     return json.dumps(issues, indent=2) + "\n"

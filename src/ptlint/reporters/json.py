@@ -6,8 +6,8 @@ import json
 import os
 from typing import Any
 
-from ptlint.reporters import RunInfo
-from ptlint.finding import Finding
+from ptlint.finding import Finding, severity_of
+from ptlint.reporters import RunInfo, rule_url
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
@@ -24,7 +24,8 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "fix": fix,
         "noqa_row": f.stmt_lines[0] or f.start.line,
         "cell": f.cell,
-        "url": None,
+        "url": rule_url(f.code, f.name),
+        "severity": severity_of(f),
     }
 
 

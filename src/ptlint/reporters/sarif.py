@@ -10,17 +10,18 @@ from urllib.parse import quote
 
 from ptlint import __version__
 from ptlint.docs import rule_markdown
-from ptlint.reporters import RunInfo
+from ptlint.finding import severity_of
+from ptlint.reporters import PROJECT_URL, RunInfo, rule_url
 from ptlint.rule import DOC_SECTIONS, Finding, Rule
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-PROJECT_URL = "https://github.com/ptlint/ptlint"
 SRCROOT = "%SRCROOT%"
+LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 
 
 def help_uri(rule: type[Rule]) -> str:
     """The rule's section of docs/rules.md (GitHub's heading anchor)."""
-    return f"{PROJECT_URL}/blob/main/docs/rules.md#{rule.code.lower()}-{rule.name}"
+    return rule_url(rule.code, rule.name)
 
 
 def help_text(rule: type[Rule]) -> str:
@@ -36,8 +37,8 @@ def rule_descriptor(rule: type[Rule]) -> dict[str, Any]:
         "fullDescription": {"text": rule.summary() or rule.message},
         "help": {"text": help_text(rule), "markdown": rule_markdown(rule)},
         "helpUri": help_uri(rule),
-        "defaultConfiguration": {"level": "error"},
-        "properties": {"fix": rule.fix_safety.value},
+        "defaultConfiguration": {"level": LEVELS[rule.severity]},
+        "properties": {"fix": rule.fix_safety.value, "severity": rule.severity},
     }
 
 
@@ -63,28 +64,24 @@ def _replacement(edit: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _region(f: Finding) -> dict[str, int]:
+    """Where the finding is in the file: for a notebook, in the .ipynb file's text (not its cell)."""
+    start, end = f.start, f.end
+    if f.cell is not None and f.file_start is not None:
+        start, end = f.file_start, f.file_end or f.file_start
+    return {"startLine": start.line, "startColumn": start.column, "endLine": end.line, "endColumn": end.column}
+
+
 def result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {"ruleId": f.code}
     if f.code in index:
         out["ruleIndex"] = index[f.code]
     out.update({
-        "level": "error",
+        "level": LEVELS[severity_of(f)],
         "message": {"text": f.message},
-        "locations": [
-            {
-                "physicalLocation": {
-                    "artifactLocation": artifact(f.path),
-                    "region": {
-                        "startLine": f.start.line,
-                        "startColumn": f.start.column,
-                        "endLine": f.end.line,
-                        "endColumn": f.end.column,
-                    },
-                }
-            }
-        ],
+        "locations": [{"physicalLocation": {"artifactLocation": artifact(f.path), "region": _region(f)}}],
     })
-    if f.fix is not None and f.edits:
+    if f.fix is not None and f.edits and f.cell is None:
         out["fixes"] = [
             {
                 "description": {"text": f.fix.title},
@@ -95,12 +92,23 @@ def result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
             }
         ]
     if f.cell is not None:
-        # Lines and columns count from the top of this notebook cell.
-        out["properties"] = {"cell": f.cell}
+        # The region is in the .ipynb file; these count from the top of the notebook cell.
+        out["properties"] = {
+            "cell": f.cell,
+            "cellLine": f.start.line,
+            "cellColumn": f.start.column,
+            "cellEndLine": f.end.line,
+            "cellEndColumn": f.end.column,
+        }
     return out
 
 
-def log(findings: list[Finding]) -> dict[str, Any]:
+def notification(message: str) -> dict[str, Any]:
+    """An internal error as a tool execution notification."""
+    return {"level": "error", "message": {"text": message}, "descriptor": {"id": "internal-error"}}
+
+
+def log(findings: list[Finding], internal_errors: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     from ptlint.registry import all_rules
 
     rules = list(all_rules())
@@ -112,9 +120,18 @@ def log(findings: list[Finding]) -> dict[str, Any]:
         "informationUri": PROJECT_URL,
         "rules": [rule_descriptor(r) for r in rules],
     }
-    run = {"tool": {"driver": driver}, "columnKind": "unicodeCodePoints", "results": [result(f, index) for f in findings]}
+    invocation = {
+        "executionSuccessful": not internal_errors,
+        "toolExecutionNotifications": [notification(e) for e in internal_errors],
+    }
+    run = {
+        "tool": {"driver": driver},
+        "invocations": [invocation],
+        "columnKind": "unicodeCodePoints",
+        "results": [result(f, index) for f in findings],
+    }
     return {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
 def render(findings: list[Finding], run: RunInfo) -> str:
-    return json.dumps(log(findings), indent=2) + "\n"
+    return json.dumps(log(findings, run.internal_errors), indent=2) + "\n"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ptlint.finding import allowed
+from ptlint.finding import Finding, allowed, fails, severity_of
 from ptlint.reporters import RunInfo
-from ptlint.finding import Finding
+
+COLORS = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
 def location(f: Finding) -> str:
@@ -16,7 +17,7 @@ def location(f: Finding) -> str:
 
 def headline(f: Finding, run: RunInfo) -> str:
     mark = " [*]" if allowed(f.fix, run.unsafe_fixes) else ""
-    code = click.style(f.code, fg="red", bold=True) if run.color else f.code
+    code = click.style(f.code, fg=COLORS[severity_of(f)], bold=True) if run.color else f.code
     path = click.style(location(f), bold=True) if run.color else location(f)
     return f"{path}: {code}{mark} {f.message}"
 
@@ -48,4 +49,8 @@ def summary(findings: list[Finding], run: RunInfo) -> str:
             parts.append(f"{unsafe_only} more with `--fix --unsafe-fixes`")
         if parts:
             lines.append(" (".join(parts) + (")." if len(parts) == 2 else "."))
+    passing = sum(1 for f in findings if not fails(severity_of(f), run.fail_on))
+    if passing:
+        noun, verb = ("finding is", "does") if passing == 1 else ("findings are", "do")
+        lines.append(f"{passing} {noun} below the `fail-on` level ({run.fail_on}) and {verb} not fail the run.")
     return "\n".join(lines) + "\n"
