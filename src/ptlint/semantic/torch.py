@@ -212,7 +212,7 @@ class TorchFacts:
                 return True
             last = expr.attr.value
             return bool(OPTIMIZER_NAME.search(last)) and "sched" not in last.lower()
-        if isinstance(expr, cst.Name):
+        if isinstance(expr, (cst.Name, cst.Call)):
             return self.kind(expr) is Kind.OPTIMIZER
         last = (dotted_name(expr) or "").rsplit(".", 1)[-1]
         return bool(last) and bool(OPTIMIZER_NAME.search(last)) and "sched" not in last.lower()

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import libcst as cst
 
-from ptlint.facts.walk import children
+from ptlint.facts.walk import children, iter_nodes
 
 LOOP_TYPES = (cst.For, cst.While)
 FUNCTION_TYPES = (cst.FunctionDef, cst.Lambda)
@@ -195,6 +195,10 @@ class Tree:
                 out.append(anc)
         out.reverse()
         return out
+
+    def nodes(self, root: cst.CSTNode, enter_scopes: bool = False) -> Iterator[cst.CSTNode]:
+        """The nodes below `root` in source order; nested functions and classes only when asked."""
+        return iter_nodes(root, enter_scopes)
 
     def child_on_path(self, outer: cst.CSTNode, node: cst.CSTNode) -> cst.CSTNode | None:
         """The child of `outer` that holds `node`, or None when `node` is not below `outer`."""
