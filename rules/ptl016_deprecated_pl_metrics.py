@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from ptlint.fixes import add_import, name_uses, remove_unused_import
+from ptlint.fixes import add_import, remove_unused_import
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, Fix, FixSafety, InsertAfter, InsertBefore, Replace, Rule
 
 if TYPE_CHECKING:
@@ -156,7 +155,7 @@ class DeprecatedPlMetrics(Rule):
         pl_local = next((k for k, v in self.ctx.imports.aliases.items() if v == "pytorch_lightning"), None)
         removal = remove_unused_import(self.ctx, pl_local, rewritten) if pl_local and rewritten else ()
         for imp in self._imports:
-            edits, why = self._import_fix(node, imp)
+            edits, why = self._import_fix(imp)
             if edits is None:
                 self.report(imp, f"{self.message} ({NO_FIX}: {why})")
             else:
@@ -184,7 +183,7 @@ class DeprecatedPlMetrics(Rule):
         replacement = cst.parse_expression(target).with_changes(lpar=attr.lpar, rpar=attr.rpar)
         edits: list[Edit] = [Replace(attr, replacement)]
         if kind == TASK:
-            call = _call_of(self.ctx.module, attr)
+            call = self._call_of(attr)
             task = _task_edit(call, functional=parts[0] == "functional") if call is not None else None
             if task is None:
                 return None
@@ -194,7 +193,7 @@ class DeprecatedPlMetrics(Rule):
             return (Replace(call, new_call),)
         return tuple(edits)
 
-    def _import_fix(self, module: cst.Module, imp: cst.ImportFrom) -> tuple[tuple[Edit, ...] | None, str]:
+    def _import_fix(self, imp: cst.ImportFrom) -> tuple[tuple[Edit, ...] | None, str]:
         old_module = dotted_name(imp.module) if imp.module is not None else None
         new_module = MODULES.get(old_module or "")
         if new_module is None or isinstance(imp.names, cst.ImportStar):
@@ -209,8 +208,8 @@ class DeprecatedPlMetrics(Rule):
             new, kind = table[old]
             local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else old
             if kind == TASK:
-                for use in name_uses(module, local):
-                    call = _call_of(module, use)
+                for use in self.ctx.model.names.references(local):
+                    call = self._call_of(use)
                     task = _task_edit(call, functional=table is FUNCTIONS) if call is not None else None
                     if task is None:
                         return None, f"a use of `{local}` does not pass `num_classes` and known keywords only"
@@ -221,6 +220,11 @@ class DeprecatedPlMetrics(Rule):
             aliases.append(alias.with_changes(name=cst.Name(new), asname=asname))
         new_imp = imp.with_changes(module=cst.parse_expression(new_module), names=aliases)
         return (Replace(imp, new_imp), *edits), ""
+
+    def _call_of(self, func: cst.CSTNode) -> cst.Call | None:
+        """The call whose `func` is `func`, or None."""
+        call = self.ctx.model.tree.parent(func)
+        return call if isinstance(call, cst.Call) and call.func is func else None
 
 
 def _merge(inserts: tuple[Edit, ...], removals: tuple[Edit, ...]) -> tuple[Edit, ...]:
@@ -237,14 +241,6 @@ def _merge(inserts: tuple[Edit, ...], removals: tuple[Edit, ...]) -> tuple[Edit,
         else:
             out.append(rem)
     return (*inserts, *out)
-
-
-def _call_of(module: cst.Module, func: cst.CSTNode) -> cst.Call | None:
-    """The call whose `func` is `func`, or None."""
-    for n in iter_nodes(module, enter_scopes=True):
-        if isinstance(n, cst.Call) and n.func is func:
-            return n
-    return None
 
 
 def _task_edit(call: cst.Call, functional: bool) -> cst.Call | None:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Iterable
 import libcst as cst
 
 from ptlint.facts.imports import ImportMap
-from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, InsertAfter, InsertBefore, Replace
 
 if TYPE_CHECKING:
@@ -55,25 +54,9 @@ def add_import(ctx: "Context", code: str) -> tuple[Edit, ...]:
     return ()
 
 
-def name_uses(module: cst.Module, local: str) -> list[cst.Name]:
-    """Every load of the bare name `local` outside import statements (over-counting is safe)."""
-    found: list[cst.Name] = []
-    skip: set[int] = set()
-    for node in iter_nodes(module, enter_scopes=True):
-        if isinstance(node, (cst.Import, cst.ImportFrom)):
-            skip.update(id(n) for n in iter_nodes(node, enter_scopes=True))
-        elif isinstance(node, cst.Attribute):
-            skip.add(id(node.attr))
-        elif isinstance(node, cst.Arg) and node.keyword is not None:
-            skip.add(id(node.keyword))
-        elif isinstance(node, cst.Name) and node.value == local and id(node) not in skip:
-            found.append(node)
-    return found
-
-
-def _mentioned_in_strings(module: cst.Module, local: str) -> bool:
+def _mentioned_in_strings(ctx: "Context", local: str) -> bool:
     """String annotations and `__all__` entries also use a name."""
-    return any(isinstance(n, cst.SimpleString) and local in n.value for n in iter_nodes(module, enter_scopes=True))
+    return any(local in n.value for n in ctx.model.tree.of_type(cst.SimpleString))  # type: ignore[attr-defined]
 
 
 def _has_comment(stmt: cst.SimpleStatementLine) -> bool:
@@ -91,14 +74,13 @@ def remove_unused_import(ctx: "Context", local: str, rewritten: Iterable[cst.CST
     if origin is None:
         return ()
     node, alias = origin
-    inside: set[int] = set()
-    for root in rewritten:
-        inside.add(id(root))
-        inside.update(id(n) for n in iter_nodes(root, enter_scopes=True))
-    if any(id(use) not in inside for use in name_uses(ctx.module, local)) or _mentioned_in_strings(ctx.module, local):
+    tree = ctx.model.tree
+    roots = list(rewritten)
+    uses = ctx.model.names.references(local)
+    if any(not any(tree.contains(r, use) for r in roots) for use in uses) or _mentioned_in_strings(ctx, local):
         return ()
-    line = _statement_of(ctx.module, node)
-    if line is None or _has_comment(line):
+    line = tree.parent(node)
+    if not isinstance(line, cst.SimpleStatementLine) or _has_comment(line):
         return ()
     names = node.names
     if isinstance(names, cst.ImportStar):
@@ -111,25 +93,10 @@ def remove_unused_import(ctx: "Context", local: str, rewritten: Iterable[cst.CST
         rest = [s for s in line.body if s is not node]
         rest[-1] = rest[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
         return (Replace(line, line.with_changes(body=rest)),)
-    block = _block_of(ctx.module, line)
-    if block is not None and len(block) == 1:
+    block = tree.parent(line)
+    if isinstance(block, cst.IndentedBlock) and len(block.body) == 1:
         return (Replace(line, line.with_changes(body=[cst.Pass()])),)
     return (Replace(line, cst.RemovalSentinel.REMOVE),)  # type: ignore[arg-type]
-
-
-def _statement_of(module: cst.Module, small: cst.CSTNode) -> cst.SimpleStatementLine | None:
-    for node in iter_nodes(module, enter_scopes=True):
-        if isinstance(node, cst.SimpleStatementLine) and any(s is small for s in node.body):
-            return node
-    return None
-
-
-def _block_of(module: cst.Module, line: cst.SimpleStatementLine) -> tuple[cst.CSTNode, ...] | None:
-    """The statements of the indented block that holds `line`, or None at module level."""
-    for node in iter_nodes(module, enter_scopes=True):
-        if isinstance(node, cst.IndentedBlock) and any(s is line for s in node.body):
-            return tuple(node.body)
-    return None
 
 
 def move_statement(

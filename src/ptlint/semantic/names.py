@@ -86,6 +86,22 @@ class Names:
                 out.append(use)
         return out
 
+    def references(self, identifier: str) -> list[cst.Name]:
+        """The `Name` nodes of the whole file that spell the variable `identifier` (loads and stores), not
+        attribute names, keyword-argument names or names in import statements."""
+        tree = self.tree
+        out = []
+        for name in tree.names(identifier):
+            parent = tree.parent(name)
+            if isinstance(parent, cst.Attribute) and parent.attr is name:
+                continue
+            if isinstance(parent, cst.Arg) and parent.keyword is name:
+                continue
+            if isinstance(tree.enclosing(name, (cst.BaseSmallStatement, cst.BaseCompoundStatement)), (cst.Import, cst.ImportFrom)):
+                continue
+            out.append(name)
+        return out
+
     # --- imports ---
 
     def shadowed(self, name: cst.Name) -> bool:
