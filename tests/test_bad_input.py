@@ -276,3 +276,14 @@ def test_unreadable_file_even_as_root(tmp_path, monkeypatch):
     result = check_concise(tmp_path, "--no-cache", "--jobs", "1")
     assert result.exit_code == 1
     assert result.output.splitlines() == ["a.py:1:1: PTL000 cannot read file: Permission denied", PTL006_LINE]
+
+
+def test_file_python_parses_but_libcst_cannot_is_an_internal_error_not_ptl000(tmp_path):
+    # 2,600 operators in one statement: Python (default recursion limit) parses it, ptlint's guard skips it.
+    (tmp_path / "a.py").write_text("import torch\nx = (" + "+".join(["1"] * 2600) + ")\ntorch.save(x, 'p')\n")
+    (tmp_path / "z_ok.py").write_text(BAD)
+    result = check_concise(tmp_path, "--no-cache")
+    assert result.exit_code == 2
+    assert "PTL000" not in result.output
+    assert PTL006_LINE in result.output.splitlines()
+    assert "a.py:2: libcst cannot parse this file, which Python accepts" in result.output

@@ -20,7 +20,8 @@ from ptlint.positions import positions_of
 from ptlint.rule import Finding, Position, RawFinding, Rule
 
 # Long operator chains make deep trees; Python 3.11 frames are cheap, so allow deeper recursion.
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 12000))
+PYTHON_RECURSION_LIMIT = sys.getrecursionlimit()  # what a plain `python` run of the user's file has
+sys.setrecursionlimit(max(PYTHON_RECURSION_LIMIT, 12000))
 
 
 @dataclass
@@ -178,7 +179,25 @@ def analyze(
     options: dict[str, dict[str, Any]] | None = None,
     settings: Any = None,
 ) -> Analysis:
-    """Parse `text`, run the enabled rules, and resolve their findings (noqa applied)."""
+    """Parse `text`, run the enabled rules, and resolve their findings (noqa applied).
+
+    A very large file is checked in parts (see ptlint.segments), so memory stays bounded.
+    """
+    from ptlint import segments
+
+    if segments.is_large(text):
+        return segments.analyze_in_parts(text, path, lambda part: analyze_whole(part, path, rules, options, settings))
+    return analyze_whole(text, path, rules, options, settings)
+
+
+def analyze_whole(
+    text: str,
+    path: str,
+    rules: list[type[Rule]],
+    options: dict[str, dict[str, Any]] | None = None,
+    settings: Any = None,
+) -> Analysis:
+    """`analyze` on one parse of the whole text."""
     unused = unused_noqa.wanted(rules, text)  # PTL100 runs after suppression, not in the walk
     todo = [r for r in active_rules(rules, text) if r.code not in (SYNTAX_CODE, unused_noqa.CODE)]
     if not todo and not unused:
@@ -190,15 +209,16 @@ def analyze(
         return result
     deep = _too_deep(text)
     if deep:
-        result = Analysis(None)
-        result.findings.append(syntax_at(path, deep, 1, "skipped: an expression is nested too deeply for the parser"))
-        return result
+        return unparsed(path, text, deep, "skipped: an expression is nested too deeply for the parser")
     try:
         module = parse(text)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as exc:
         result = Analysis(None)
-        result.findings.append(syntax_finding(path, exc, text if not isinstance(exc, RecursionError) else ""))
-        return result
+        finding = syntax_finding(path, exc, text if not isinstance(exc, RecursionError) else "")
+        if isinstance(exc, cst.ParserSyntaxError) and _python_syntax_error(text) is not None:
+            result.findings.append(finding)
+            return result
+        return unparsed(path, text, finding.start.line, finding.message)
     result = Analysis(module)
     result.suppressions = parse_suppressions(text)
     ctx = Context(module, path, text, settings)
@@ -219,6 +239,29 @@ def analyze(
         result.raws = keep
     if unused:
         unused_noqa.report(result, path, rules, positions_of)
+    return result
+
+
+def unparsed(path: str, text: str, line: int, message: str) -> Analysis:
+    """A file libcst cannot parse: PTL000 when Python cannot parse it either, else an internal error.
+
+    PTL000 means only that Python itself rejects the file.
+    """
+    result = Analysis(None)
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(PYTHON_RECURSION_LIMIT)  # as `python file.py` would parse it
+    try:
+        compile(text, "<ptlint>", "exec", dont_inherit=True, flags=0x400)  # PyCF_ONLY_AST
+    except SyntaxError as exc:
+        result.findings.append(syntax_at(path, exc.lineno or 1, exc.offset or 1, f"SyntaxError: {exc.msg}"))
+    except (RecursionError, MemoryError):
+        result.findings.append(syntax_at(path, line, 1, message))
+    except ValueError as exc:
+        result.findings.append(syntax_at(path, 1, 1, str(exc)))
+    else:
+        result.errors.append(f"internal error: {path}:{line}: libcst cannot parse this file, which Python accepts ({message})")
+    finally:
+        sys.setrecursionlimit(saved)
     return result
 
 
