@@ -7,10 +7,11 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
+from ptlint.facts.loops import is_optimizer_step
 from ptlint.rule import Fix, FixSafety, InsertAfter, Replace, Rule
+from ptlint.semantic import Kind
 
 SCHEDULER_NAME = re.compile(r"sched|(^|_)lr_?s(cheduler)?$|warmup", re.I)
-OPTIMIZER_NAME = re.compile(r"(^|_)(optim|optimizer|optimiser|opt)s?(_\w+)?$|^opt_|_opt$", re.I)
 
 
 class SchedulerBeforeOptimizerStep(Rule):
@@ -71,35 +72,24 @@ class SchedulerBeforeOptimizerStep(Rule):
         pending: list[cst.SimpleStatementLine] = []
         stepped = False
         for stmt in body:
-            receiver = _step_receiver(stmt)
-            if receiver is None:
+            call = _step_call(stmt)
+            if call is None:
                 continue
-            if self._is_scheduler(receiver):
+            if self._is_scheduler(call.func.value):  # type: ignore[attr-defined]
                 # After some optimizer's step (several models: `opt_a; sched_a; opt_b; sched_b`) it is in order.
-                if not stepped and not _step_args(stmt):
+                if not stepped and not call.args:
                     pending.append(stmt)
-            elif self._is_optimizer(receiver):
+            elif is_optimizer_step(call, self.ctx.model):
                 stepped = True
                 for early in pending:
                     edits = (Replace(early, cst.RemovalSentinel.REMOVE), InsertAfter(stmt, (early,)))
-                    call = early.body[0].value  # type: ignore[attr-defined]
-                    self.report(call, fix=Fix("Step the scheduler after the optimizer", FixSafety.SAFE, edits))  # type: ignore[arg-type]
+                    step = early.body[0].value  # type: ignore[attr-defined]
+                    self.report(step, fix=Fix("Step the scheduler after the optimizer", FixSafety.SAFE, edits))  # type: ignore[arg-type]
                 pending = []
 
     def _is_scheduler(self, receiver: cst.BaseExpression) -> bool:
         name = (dotted_name(receiver) or "").rsplit(".", 1)[-1]
-        if SCHEDULER_NAME.search(name):
-            return True
-        if isinstance(receiver, cst.Name):
-            binding = self.ctx.scope_facts().bindings_of(receiver.value)
-            return any(
-                isinstance(b.value, cst.Call) and "lr_scheduler" in (self.ctx.qualname(b.value.func) or "") for b in binding
-            )
-        return False
-
-    def _is_optimizer(self, receiver: cst.BaseExpression) -> bool:
-        name = (dotted_name(receiver) or "").rsplit(".", 1)[-1]
-        return bool(OPTIMIZER_NAME.search(name)) or "scaler" in name.lower()
+        return bool(SCHEDULER_NAME.search(name)) or self.ctx.model.kind(receiver) is Kind.SCHEDULER
 
 
 def _step_call(stmt: cst.BaseStatement) -> cst.Call | None:
@@ -108,13 +98,3 @@ def _step_call(stmt: cst.BaseStatement) -> cst.Call | None:
         if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "step":
             return call
     return None
-
-
-def _step_receiver(stmt: cst.BaseStatement) -> cst.BaseExpression | None:
-    call = _step_call(stmt)
-    return call.func.value if call is not None else None  # type: ignore[union-attr]
-
-
-def _step_args(stmt: cst.BaseStatement) -> bool:
-    call = _step_call(stmt)
-    return bool(call is not None and call.args)

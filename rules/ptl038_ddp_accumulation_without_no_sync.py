@@ -5,9 +5,9 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.loops import is_backward, is_optimizer_step, is_step_guard, shallow_nodes
-from ptlint.facts.walk import iter_nodes
 from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
+from ptlint.semantic import Model
 
 DDP = {"torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel"}
 # Frameworks and engines that skip the gradient all-reduce on accumulation steps themselves.
@@ -78,17 +78,11 @@ class DdpAccumulationWithoutNoSync(Rule):
     contract = "E2"
 
     def visit_Module(self, node: cst.Module) -> None:
-        self._ddp = False
+        model = self.ctx.model
         aliases = self.ctx.imports.aliases.values()
-        if any(v == f or v.startswith(f + ".") for v in aliases for f in FRAMEWORKS):
-            return
-        for n in iter_nodes(node, enter_scopes=True):
-            if isinstance(n, cst.Attribute) and n.attr.value in SYNC_CONTROL:
-                return
-            if isinstance(n, cst.Name) and n.value in SYNC_CONTROL:
-                return
-        self._ddp = any(
-            isinstance(n, cst.Call) and self.ctx.qualname(n.func) in DDP for n in iter_nodes(node, enter_scopes=True)
+        framework = any(v == f or v.startswith(f + ".") for v in aliases for f in FRAMEWORKS)
+        self._ddp = not framework and not any(model.tree.names(word) for word in SYNC_CONTROL) and any(
+            model.qualified_name(n.func) in DDP for n in model.tree.of_type(cst.Call)  # type: ignore[attr-defined]
         )
 
     def visit_For(self, node: cst.For) -> None:
@@ -101,11 +95,11 @@ class DdpAccumulationWithoutNoSync(Rule):
         if not self._ddp or not isinstance(loop.body, cst.IndentedBlock):
             return
         body = list(loop.body.body)
-        guard_index = next((i for i, s in enumerate(body) if _is_step_guard_with_step(s)), None)
+        guard_index = next((i for i, s in enumerate(body) if _is_step_guard_with_step(s, self.ctx.model)), None)
         if guard_index is None:
             return
         others = [s for i, s in enumerate(body) if i != guard_index]
-        if any(isinstance(n, cst.Call) and is_optimizer_step(n) for s in others for n in _shallow(s)):
+        if any(isinstance(n, cst.Call) and is_optimizer_step(n, self.ctx.model) for s in others for n in _shallow(s)):
             return  # another optimizer steps every iteration (GANs): not accumulation
         for index, stmt in enumerate(body[:guard_index]):
             backward = next((n for n in _shallow(stmt) if isinstance(n, cst.Call) and is_backward(n)), None)
@@ -122,15 +116,15 @@ class DdpAccumulationWithoutNoSync(Rule):
             i for i, s in enumerate(body[: back + 1])
             if any(isinstance(n, cst.Call) and _callee(n) == model for n in _shallow(s))
         )
+        tree = self.ctx.model.tree
         test = body[guard].test  # type: ignore[attr-defined]
-        read = {n.value for n in (test, *iter_nodes(test)) if isinstance(n, cst.Name)}
+        read = {n.value for n in (test, *tree.below(test, cst.Name, scopes=False)) if isinstance(n, cst.Name)}
         assigned = set()
         for stmt in body[first:guard]:
-            for n in iter_nodes(stmt):
-                if isinstance(n, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.NamedExpr)):
-                    targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]
-                    for t in targets:
-                        assigned.update(x.value for x in (t, *iter_nodes(t)) if isinstance(x, cst.Name))
+            for n in tree.below(stmt, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.NamedExpr), scopes=False):
+                targets = [t.target for t in n.targets] if isinstance(n, cst.Assign) else [n.target]  # type: ignore[attr-defined]
+                for t in targets:
+                    assigned.update(x.value for x in (t, *tree.below(t, cst.Name, scopes=False)) if isinstance(x, cst.Name))
         if read & assigned:
             return None
         edits: list[Edit] = []
@@ -196,7 +190,7 @@ def _shallow(stmt: cst.BaseStatement) -> list[cst.CSTNode]:
     return [stmt, *shallow_nodes(stmt)]
 
 
-def _is_step_guard_with_step(stmt: cst.BaseStatement) -> bool:
+def _is_step_guard_with_step(stmt: cst.BaseStatement, model: Model) -> bool:
     if not isinstance(stmt, cst.If) or not is_step_guard(stmt.test):
         return False
-    return any(isinstance(n, cst.Call) and is_optimizer_step(n) for n in shallow_nodes(stmt.body))
+    return any(isinstance(n, cst.Call) and is_optimizer_step(n, model) for n in shallow_nodes(stmt.body))

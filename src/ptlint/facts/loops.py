@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 LOOP_TYPES = (cst.For, cst.While)
 BACKWARD_CALLS = {"backward", "manual_backward"}
-OPTIMIZER_WORDS = re.compile(r"(optim|opt|optimizer|optimiser|solver)s?(_\w+)?$|^opt_|_opt$", re.I)
 LOADER_NAME = re.compile(r"(^|_)(loader|dataloader|dl)s?($|_)", re.I)
 LOADER_CONSTRUCTORS = ("DataLoader",)
 ITER_WRAPPERS = {"enumerate", "tqdm", "iter", "zip", "tqdm.tqdm", "tqdm.auto.tqdm", "progress_bar"}
@@ -81,20 +80,27 @@ def is_backward(call: cst.Call) -> bool:
     return dotted_name(call.func) in {"torch.autograd.backward", "autograd.backward"}
 
 
-def is_optimizer_step(call: cst.Call, model: "Model | None" = None) -> bool:
-    """`optimizer.step()` or `scaler.step(optimizer)`: the receiver is an optimizer by its constructor
-    (with `model`) or by its name."""
+def is_optimizer_step(call: cst.Call, model: "Model") -> bool:
+    """`optimizer.step()` or `scaler.step(optimizer)`, the receiver an optimizer by the model's evidence
+    (constructor, annotation, `self.x` assigned in `__init__`, its name last)."""
     if _method(call) != "step" or not isinstance(call.func, cst.Attribute):
         return False
-    owner = dotted_name(call.func.value) or ""
-    last = owner.rsplit(".", 1)[-1]
-    if "sched" in last.lower() or last.lower() in {"lr", "lr_scheduler", "scheduler", "env", "sim"}:
+    last = (dotted_name(call.func.value) or "").rsplit(".", 1)[-1].lower()
+    if "scaler" in last:  # scaler.step(optimizer)
+        return True
+    if "sched" in last or last in {"lr", "lr_scheduler", "scheduler", "env", "sim"}:
         return False
-    if "scaler" in last.lower():  # scaler.step(optimizer)
-        return True
-    if OPTIMIZER_WORDS.search(last):
-        return True
-    return model is not None and model.torch.is_optimizer(call.func.value)
+    return model.torch.is_optimizer(call.func.value)
+
+
+def stepped_optimizer(call: cst.Call, model: "Model") -> cst.BaseExpression | None:
+    """The optimizer that `call` steps: `opt` of `opt.step()` and of `scaler.step(opt)`, else None."""
+    if not is_optimizer_step(call, model):
+        return None
+    receiver = call.func.value  # type: ignore[attr-defined]
+    if "scaler" in (dotted_name(receiver) or "").rsplit(".", 1)[-1].lower():
+        return call.args[0].value if call.args else None
+    return receiver
 
 
 def _local_calls(nodes: list[cst.CSTNode]) -> Iterator[str]:
@@ -205,7 +211,7 @@ class LoopClassifier:
         return False
 
 
-def _trains(nodes: list[cst.CSTNode], model: "Model | None" = None) -> bool:
+def _trains(nodes: list[cst.CSTNode], model: "Model") -> bool:
     calls = [n for n in nodes if type(n) is cst.Call]
     return any(is_backward(c) for c in calls) and any(is_optimizer_step(c, model) for c in calls)
 

@@ -115,6 +115,11 @@ class TorchFacts:
             if attr == "module":
                 inner = self.kind(expr.value)
                 return Kind.MODULE if inner is Kind.MODULE else Kind.UNKNOWN
+            if isinstance(expr.value, cst.Name) and expr.value.value == "self":
+                # `self.x`: what `__init__` assigns to it, when the known values agree.
+                assigned = {self.kind(v) for v in m.self_values(expr)} - {Kind.UNKNOWN}
+                if len(assigned) == 1:
+                    return assigned.pop()
             if m.is_module(expr):
                 return Kind.MODULE
         return Kind.UNKNOWN
@@ -206,14 +211,11 @@ class TorchFacts:
         return Kind.UNKNOWN
 
     def is_optimizer(self, expr: cst.CSTNode) -> bool:
-        """An optimizer, by its constructor, annotation or (last) its name; `self.opt` by `__init__`."""
-        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
-            if any(self.kind(v) is Kind.OPTIMIZER for v in self.m.self_values(expr)):
-                return True
-            last = expr.attr.value
-            return bool(OPTIMIZER_NAME.search(last)) and "sched" not in last.lower()
-        if isinstance(expr, (cst.Name, cst.Call)):
-            return self.kind(expr) is Kind.OPTIMIZER
+        """An optimizer by its constructor or annotation, `self.opt` by what `__init__` assigns to it,
+        else (last) by its name."""
+        found = self.kind(expr)
+        if found is not Kind.UNKNOWN or isinstance(expr, cst.Name):
+            return found is Kind.OPTIMIZER
         last = (dotted_name(expr) or "").rsplit(".", 1)[-1]
         return bool(last) and bool(OPTIMIZER_NAME.search(last)) and "sched" not in last.lower()
 
