@@ -53,3 +53,22 @@ def test_flake8_leaves_syntax_errors_to_e999(tmp_path):
     (tmp_path / "broken.py").write_text("import torch\ndef f(:\n")
     proc = flake8(tmp_path, "--select", "PTL,E999", "broken.py")
     assert [line.split(" ")[1] for line in proc.stdout.splitlines()] == ["E999"]
+
+
+def test_flake8_without_ptl_selected_does_not_run_ptlint(tmp_path):
+    """Installing ptlint costs a flake8 run that selects no PTL code nothing: the plugin returns before it
+    imports the linter (benchmarks/flake8_overhead.py measures the time)."""
+    (tmp_path / "train.py").write_text(SOURCE + "z = 1  # " + "x" * 90 + "\n")
+    script = (
+        "import sys\n"
+        "from flake8.main.cli import main\n"
+        "rc = main(['--jobs', '1', *sys.argv[1:], 'train.py'])\n"
+        "assert 'ptlint.flake8_plugin' in sys.modules\n"
+        "print(rc, sorted(m for m in ('libcst', 'ptlint.api', 'ptlint.registry') if m in sys.modules))\n"
+    )
+    unselected = subprocess.run([sys.executable, "-c", script, "--select", "E501"], cwd=tmp_path, capture_output=True, text=True)
+    assert unselected.stdout.splitlines()[-1] == "1 []", unselected.stderr
+    assert unselected.stdout.splitlines()[0].startswith("train.py:7:80: E501")
+    selected = subprocess.run([sys.executable, "-c", script, "--select", "E501,PTL006"], cwd=tmp_path, capture_output=True, text=True)
+    assert selected.stdout.splitlines()[-1] == "1 ['libcst', 'ptlint.api', 'ptlint.registry']", selected.stderr
+    assert [line.split(" ")[1] for line in selected.stdout.splitlines()[:-1]] == ["PTL006", "E501"]

@@ -334,10 +334,13 @@ def merge_reports(reports: tuple[str, ...], output_file: str | None, exit_zero: 
               help="Verify your own scenario file (a `run(device)` entry point); repeatable.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None, help="Variants run in parallel (default: 2).")
 @click.option("--timeout", type=click.IntRange(min=1), default=120, show_default=True, help="Seconds per variant.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs of each variant (separate processes): the run-to-run spread that tells changes from noise.")
 @click.option("--wide", is_flag=True, help="Table: every column in full (by default it fits 120 columns).")
 def verify(codes: tuple[str, ...], device: str, output_format: str, steps: int | None, report_file: str | None,
-           scenarios: tuple[str, ...], jobs: int | None, timeout: int, wide: bool) -> None:
+           scenarios: tuple[str, ...], jobs: int | None, timeout: int, repeats: int, wide: bool) -> None:
     """Run each fixable rule's scenario before and after ptlint's fix and check the rule's contract."""
     from ptlint.verify.cli import main as verify_main
 
-    sys.exit(verify_main(_split(codes), device, output_format, steps, report_file, scenarios, jobs, timeout, wide))
+    sys.exit(verify_main(_split(codes), device, output_format, steps, report_file, scenarios, jobs, timeout, wide,
+                         repeats))

@@ -67,3 +67,22 @@ def parse_suppressions(source: str) -> Suppressions:
             codes = match.group("codes")
             sup.lines[number] = {c.upper() for c in _CODE_RE.findall(codes)} if codes else {ALL}
     return sup
+
+
+def unknown_codes(source: str, known: "set[str] | frozenset[str]", prefix: str = "PTL") -> list[tuple[int, str]]:
+    """(line, code) of each code with ptlint's prefix in a noqa comment that names no rule, such as
+    `# noqa: PTL999`; other tools' codes (`F401`, `E501`) are left alone."""
+    if "noqa" not in source.lower():
+        return []
+    out = []
+    for number, line in enumerate(split_lines(source), start=1):
+        if "noqa" not in line.lower():
+            continue
+        match = _FILE_RE.match(line) or _LINE_RE.search(line)
+        codes = match.group("codes") if match else None
+        for code in _CODE_RE.findall(codes or ""):
+            code = code.upper()
+            if code.startswith(prefix) and code not in known:
+                out.append((number, code))
+    return out
+

@@ -540,7 +540,7 @@ def check_notebook_text(text: str, shown: str, settings: Any, mode: Any, rules_p
         return FileReport(shown, [syntax_at(shown, 1, 1, str(exc))]), None
     if not nb.python:
         return FileReport(shown), None
-    report = check_text(nb.program, shown, settings, mode, rules_path)
+    report = check_text(nb.program, shown, settings, mode, rules_path, _locator(nb, shown))
     report.diff = ""
     new_text = None
     if report.fixed_text is not None:
@@ -548,18 +548,31 @@ def check_notebook_text(text: str, shown: str, settings: Any, mode: Any, rules_p
         new_text = write_back(nb, sources) if sources else None
         plain = copy(mode, fix=False, diff=False)
         if new_text is None:
-            again = check_text(nb.program, shown, settings, plain, rules_path)
+            again = check_text(nb.program, shown, settings, plain, rules_path, _locator(nb, shown))
             again.warnings.insert(0, f"{shown}: cannot map the fixes back onto the notebook's cells; not fixed")
             report = again
         else:
             if mode.diff:
                 report.diff = cell_diff(nb, sources or {}, shown)
             nb = load(new_text)
-            again = check_text(nb.program, shown, settings, plain, rules_path)
-            report.findings, report.warnings = again.findings, report.warnings + again.warnings
+            again = check_text(nb.program, shown, settings, plain, rules_path, _locator(nb, shown))
+            report.findings = again.findings
+            report.warnings += [w for w in again.warnings if w not in report.warnings]
     report.fixed_text = None
     report.findings = [to_cell(nb, f) for f in report.findings] + syntax_findings(nb, shown)
     return report, new_text
+
+
+def _locator(nb: Notebook, shown: str) -> Any:
+    """`line of the program` -> `nb.ipynb:cell N:line`, for warnings."""
+
+    def locate(line: int) -> str:
+        if 1 <= line <= len(nb.line_map):
+            cell, cell_line = nb.line_map[line - 1]
+            return f"{shown}:cell {cell}:{cell_line}"
+        return f"{shown}:{line}"
+
+    return locate
 
 
 def _fixed_sources(nb: Notebook, fixed: str) -> dict[int, str] | None:

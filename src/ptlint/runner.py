@@ -64,7 +64,7 @@ def discover(paths: Sequence[str], resolver: Resolver, force_exclude: bool = Fal
     missing: list[str] = []
     for raw in paths:
         path = Path(raw)
-        if force_exclude and path.exists() and resolver.for_path(path).is_excluded(path):
+        if force_exclude and path.exists() and _force_excluded(path, resolver):
             continue
         if path.is_file():
             found.add(path)
@@ -77,16 +77,38 @@ def discover(paths: Sequence[str], resolver: Resolver, force_exclude: bool = Fal
     return Discovery(sorted(found, key=lambda p: display_path(p)), missing)
 
 
+def _force_excluded(path: Path, resolver: Resolver) -> bool:
+    """Whether `--force-exclude` drops a path named on the command line: excluded, or ignored by git."""
+    settings = resolver.for_path(path)
+    if settings.is_excluded(path):
+        return True
+    if not settings.respect_gitignore:
+        return False
+    from ptlint.gitignore import Matcher
+
+    return Matcher(path).ignored_with_parents(path, path.is_dir())
+
+
 def _walk(root: Path, resolver: Resolver) -> Iterator[Path]:
+    git = None
     for folder, dirs, files in os.walk(root, followlinks=False):
         here = Path(folder)
         settings = resolver.for_path(here)
-        dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints" and not settings.is_excluded(here / d))
+        if settings.respect_gitignore and git is None:
+            from ptlint.gitignore import Matcher
+
+            git = Matcher(root)
+        ignored = git.ignored if git is not None and settings.respect_gitignore else None
+        dirs[:] = sorted(
+            d for d in dirs
+            if d != ".ipynb_checkpoints" and not settings.is_excluded(here / d)
+            and not (ignored is not None and ignored(here / d, True))
+        )
         rules = settings.enabled_infos()
         for name in sorted(files):
             if name.endswith((".py", ".ipynb")) or textfiles.wants(name, rules):
                 full = here / name
-                if full.is_file() and not settings.is_excluded(full):
+                if full.is_file() and not settings.is_excluded(full) and not (ignored is not None and ignored(full, False)):
                     yield full
 
 
@@ -95,13 +117,20 @@ def _error_finding(path: str, message: str) -> Finding:
 
 
 def check_text(
-    text: str, path: str, settings: Settings, mode: Mode, rules_path: Path | None = None
+    text: str,
+    path: str,
+    settings: Settings,
+    mode: Mode,
+    rules_path: Path | None = None,
+    locate: Callable[[int], str] | None = None,
 ) -> FileReport:
-    """Lint (and maybe fix) one decoded text; nothing is written."""
+    """Lint (and maybe fix) one decoded text; nothing is written. `locate(line)` says where a line
+    of `text` is, for warnings (`path:line` unless given)."""
     report = FileReport(path)
     if "\x00" in text:
         report.findings.append(_error_finding(path, "the file contains null bytes"))
         return report
+    report.warnings.extend(_unknown_noqa_codes(text, path, locate))
     from ptlint.api import lint_text
 
     rules = settings.enabled_rules(rules_path or Path(path))
@@ -130,6 +159,21 @@ def check_text(
     for finding in result.findings:
         report.findings.append(_portable(finding, lines, severities))
     return report
+
+
+def _unknown_noqa_codes(text: str, path: str, locate: Callable[[int], str] | None) -> list[str]:
+    """Warnings for `# noqa: PTL999`: a code of no rule suppresses nothing (a typo, or a removed rule)."""
+    from ptlint import catalog
+    from ptlint.noqa import unknown_codes
+
+    if "noqa" not in text.lower():
+        return []
+    known = {r.code for r in catalog.infos()}
+    return [
+        f"{locate(line) if locate else f'{path}:{line}'}: unknown rule code {code} in a `# noqa` comment"
+        " (`ptlint rule --all` lists the codes)"
+        for line, code in unknown_codes(text, known)
+    ]
 
 
 def _portable(finding: Finding, lines: list[str], severities: dict[str, str]) -> Finding:
