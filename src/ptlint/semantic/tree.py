@@ -136,6 +136,16 @@ class Tree:
                 self._by_name.setdefault(name.value, []).append(name)  # type: ignore[attr-defined]
         return self._by_name.get(identifier, [])
 
+    def method_calls(self, method: str) -> list[cst.Call]:
+        """Every call `<receiver>.<method>(...)` of the file, in source order."""
+        out = []
+        for name in self.names(method):
+            attr = self.parent(name)
+            call = self.parent(attr) if isinstance(attr, cst.Attribute) and attr.attr is name else None
+            if isinstance(call, cst.Call) and call.func is attr:
+                out.append(call)
+        return out
+
     def identifiers(self) -> set[str]:
         """Every identifier spelled by a `Name` node of the file."""
         self.names("")
