@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from ptlint.facts.walk import iter_nodes
 from ptlint.rule import FixSafety, Rule
 
 if TYPE_CHECKING:
@@ -101,11 +100,9 @@ class DataParallelOverDDP(Rule):
         if self._silent is None:
             name = self.ctx.path.replace("\\", "/").rsplit("/", 1)[-1]
             test = name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-            trains = ddp = False
-            for node in iter_nodes(self.ctx.module, enter_scopes=True):
-                if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-                    trains = trains or node.func.attr.value == "backward"
-                if isinstance(node, cst.Name) and ("DDP" in node.value or node.value == "DistributedDataParallel"):
-                    ddp = True
+            tree = self.ctx.model.tree
+            trains = bool(tree.method_calls("backward"))
+            ddp = any("DDP" in word or word == "DistributedDataParallel" for word in tree.identifiers())
             self._silent = test or not trains or ddp
         return self._silent
+
