@@ -176,3 +176,14 @@ def test_recursion_in_a_rule_exits_2_and_keeps_the_other_findings(tmp_path, monk
     assert result.exit_code == 2
     assert "PTL992" in result.output
     assert "internal error in rule PTL991" in result.output
+
+
+def test_facts_and_model_do_not_import_the_context():
+    """The model and the fact modules stand alone: no context <-> facts import cycle."""
+    import ast as pyast
+
+    src = Path(__file__).resolve().parent.parent / "src" / "ptlint"
+    for path in [*sorted((src / "facts").glob("*.py")), *sorted((src / "semantic").glob("*.py"))]:
+        tree = pyast.parse(path.read_text())
+        imported = {n.module for n in pyast.walk(tree) if isinstance(n, pyast.ImportFrom)}
+        assert "ptlint.context" not in imported, path.name
