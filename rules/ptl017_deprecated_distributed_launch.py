@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import libcst as cst
 
 from ptlint.fixes import add_import
-from ptlint.facts.walk import iter_nodes
+from ptlint.semantic.tree import SCOPE_TYPES
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 from ptlint.textfiles import TextHit, lines_of
 
@@ -98,6 +98,7 @@ class DeprecatedDistributedLaunch(Rule):
         self._assigned = False
         self._assigned_calls: list[tuple[str, cst.Call]] = []
         self._reads_env = False
+        self._parsers: set[str] = set()  # in-file functions that call `parse_args()` (and return the namespace)
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
         if node.value.strip("\"'") == "LOCAL_RANK":
@@ -109,6 +110,10 @@ class DeprecatedDistributedLaunch(Rule):
             return
         if func.attr.value == "add_argument" and self._default is False and _declares_option(node):
             self._default = _default_of(node)
+        if func.attr.value in PARSE_METHODS:
+            scope = self.ctx.model.tree.enclosing(node, SCOPE_TYPES)
+            if isinstance(scope, cst.FunctionDef):
+                self._parsers.add(scope.name.value)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         value = node.value
@@ -116,7 +121,7 @@ class DeprecatedDistributedLaunch(Rule):
             value = value.value
         if isinstance(value, cst.Call):
             for t in node.targets:
-                names = [t.target] if isinstance(t.target, cst.Name) else list(iter_nodes(t.target))
+                names = [t.target] if isinstance(t.target, cst.Name) else self.ctx.model.tree.below(t.target, cst.Name, scopes=False)
                 self._assigned_calls.extend((n.value, value) for n in names if isinstance(n, cst.Name))
         for t in node.targets:
             if _is_local_rank(t.target):
@@ -138,12 +143,11 @@ class DeprecatedDistributedLaunch(Rule):
         if self._default is False or self._assigned or not self._reads or self._reads_env:
             return
         default = self._default
-        parsers = _parser_functions(node)
         for name, call in self._assigned_calls:
             func = call.func
             if isinstance(func, cst.Attribute) and func.attr.value in PARSE_METHODS:
                 self._namespaces.add(name)
-            elif isinstance(func, cst.Name) and func.value in parsers:
+            elif isinstance(func, cst.Name) and func.value in self._parsers:
                 self._namespaces.add(name)
         for read, guard in self._reads:
             head = read.value
@@ -198,19 +202,6 @@ def _command_rest(lines: list[str], index: int, column: int) -> str:
         index += 1
         rest += lines[index]
     return rest
-
-
-def _parser_functions(module: cst.Module) -> set[str]:
-    """In-file functions that call `parse_args()` (and so return the parsed namespace)."""
-    out = set()
-    for node in iter_nodes(module, enter_scopes=True):
-        if isinstance(node, cst.FunctionDef):
-            for inner in iter_nodes(node.body):
-                if isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute):
-                    if inner.func.attr.value in PARSE_METHODS:
-                        out.add(node.name.value)
-                        break
-    return out
 
 
 def _is_local_rank(node: cst.CSTNode) -> bool:

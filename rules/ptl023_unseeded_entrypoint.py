@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import libcst as cst
 
 from ptlint.facts.imports import ImportMap, dotted_name
-from ptlint.facts.kinds import is_module_constructor
-from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, Fix, FixSafety, InsertAfter, InsertBefore, Rule
+from ptlint.semantic.flow import is_true
 
 if TYPE_CHECKING:
     from ptlint.context import Context
@@ -113,20 +112,18 @@ class UnseededEntrypoint(Rule):
         self._extra = {str(n) for n in self.opts["seeding-functions"]}
 
     def leave_Module(self, node: cst.Module) -> None:
-        if _library_module(self.ctx.path) or self._mentions_seed(node):
+        if _library_module(self.ctx.path) or self._mentions_seed():
             return
         main = _main_block(node)
         top = [s for s in node.body if s is not main and not isinstance(s, (cst.FunctionDef, cst.ClassDef))]
-        functions = _functions(node)
-        top_nodes = list(_nodes(top))
-        main_nodes = list(_nodes([main.body])) if main is not None else []
-        reach_top = top_nodes + list(_called(top_nodes, functions))
-        reach_main = main_nodes + list(_called(main_nodes, functions))
+        top_calls = self._calls(top)
+        reach_top = top_calls + self._called(top_calls)
         if main is not None:
+            main_calls = self._calls([main.body])
             anchor: cst.CSTNode = main.test
-            reached = reach_top + reach_main
+            reached = reach_top + main_calls + self._called(main_calls)
         else:
-            loop = next((s for s in _top_loops(top) if _trains(list(_nodes([s])) + list(_called(list(_nodes([s])), functions)))), None)
+            loop = next((s for s in self._top_loops(top) if _trains(self._calls([s]) + self._called(self._calls([s])))), None)
             if loop is None:
                 return
             anchor, reached = loop, reach_top
@@ -135,26 +132,58 @@ class UnseededEntrypoint(Rule):
         evidence = self._evidence(reached)
         if evidence is None:
             return
-        what, line_node = evidence
-        at_top = main is None or any(n is line_node for n in top_nodes)
-        fix = self._fix(node, main if not at_top else None, line_node)
+        what, call = evidence
+        at_top = main is None or any(n is call for n in top_calls)
+        fix = self._fix(node, main if not at_top else None, call)
         self.report(anchor, f"{self.message}: {what}; seed it (`torch.manual_seed(...)`) at the start", fix)
 
     # --- facts ---
 
-    def _mentions_seed(self, module: cst.Module) -> bool:
-        for n in iter_nodes(module, enter_scopes=True):
-            if isinstance(n, cst.Name) and (SEED_RE.search(n.value) or n.value in self._extra):
-                return True
-            if isinstance(n, cst.SimpleString) and OPTION_RE.match(n.value.strip("\"'")):
-                return True  # `parser.add_argument("--seed")`, `cfg["seed"]`: the seed is handed on
-        return False
+    def _mentions_seed(self) -> bool:
+        tree = self.ctx.model.tree
+        if any(SEED_RE.search(word) or word in self._extra for word in tree.identifiers()):
+            return True
+        # `parser.add_argument("--seed")`, `cfg["seed"]`: the seed is handed on.
+        return any(OPTION_RE.match(n.value.strip("\"'")) for n in tree.of_type(cst.SimpleString))  # type: ignore[attr-defined]
 
-    def _evidence(self, nodes: list[cst.CSTNode]) -> tuple[str, cst.CSTNode] | None:
-        trains = _trains(nodes)
-        for n in nodes:
-            if not isinstance(n, cst.Call):
-                continue
+    def _calls(self, roots: list[cst.CSTNode]) -> list[cst.Call]:
+        """The calls below `roots` in source order, not those in nested functions or classes."""
+        return [c for root in roots for c in self.ctx.model.tree.below(root, cst.Call, scopes=False)]  # type: ignore[misc]
+
+    def _called(self, calls: list[cst.Call]) -> list[cst.Call]:
+        """The calls in the bodies of in-file functions that `calls` call, transitively."""
+        program = self.ctx.model.program
+        seen: set[str] = set()
+        todo = list(calls)
+        out: list[cst.Call] = []
+        while todo:
+            func = todo.pop().func
+            if isinstance(func, cst.Name) and func.value not in seen:
+                called = program.function(func.value)
+                if called is not None:
+                    seen.add(func.value)
+                    body = self._calls([called.body])
+                    todo.extend(body)
+                    out.extend(body)
+        return out
+
+    def _top_loops(self, top: list[cst.CSTNode]) -> Iterator[cst.CSTNode]:
+        """Loops at module level, also inside the bodies of top-level if/with/try blocks."""
+        tree = self.ctx.model.tree
+        starts = {id(s) for s in top}
+        for loop in tree.below(tree.module, (cst.For, cst.While), scopes=False):
+            child: cst.CSTNode = loop
+            for anc in tree.ancestors(loop):
+                if isinstance(anc, cst.Module) and id(child) in starts:
+                    yield loop
+                if isinstance(anc, cst.IndentedBlock) or (isinstance(anc, (cst.If, cst.With, cst.Try)) and anc.body is child):
+                    child = anc
+                    continue
+                break
+
+    def _evidence(self, calls: list[cst.Call]) -> tuple[str, cst.Call] | None:
+        trains = _trains(calls)
+        for n in calls:
             q = self.ctx.qualname(n.func) or ""
             if q in RANDOM_CALLS:
                 return f"`{q}` draws random numbers", n
@@ -164,10 +193,10 @@ class UnseededEntrypoint(Rule):
             if isinstance(func, cst.Attribute) and func.attr.value in RANDOM_METHODS and q == "":
                 return f"`.{func.attr.value}()` samples random numbers", n
             if q.endswith("DataLoader") and any(
-                a.keyword is not None and a.keyword.value == "shuffle" and _is_true(a.value) for a in n.args
+                a.keyword is not None and a.keyword.value == "shuffle" and is_true(a.value) for a in n.args
             ):
                 return "`DataLoader(shuffle=True)` shuffles randomly", n
-            if trains and is_module_constructor(self.ctx, n):
+            if trains and self.ctx.model.is_module_constructor(n):
                 return "a freshly built model is trained from random weights", n
         return None
 
@@ -175,7 +204,7 @@ class UnseededEntrypoint(Rule):
 
     def _fix(self, module: cst.Module, main: cst.If | None, evidence: cst.CSTNode) -> Fix | None:
         """Seeds at the start of the `__main__` block, or after the imports that precede the first draw."""
-        stop = main if main is not None else next(s for s in module.body if any(n is evidence for n in _nodes([s])))
+        stop = main if main is not None else self.ctx.model.tree.path(evidence)[1]
         imports = ImportMap()
         anchor = None
         for stmt in module.body[: next(i for i, s in enumerate(module.body) if s is stop)]:
@@ -225,10 +254,6 @@ def _library_module(path: str) -> bool:
         return False
 
 
-def _is_true(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.Name) and node.value == "True"
-
-
 def _main_block(module: cst.Module) -> cst.If | None:
     for stmt in module.body:
         if isinstance(stmt, cst.If) and isinstance(stmt.test, cst.Comparison):
@@ -241,51 +266,13 @@ def _main_block(module: cst.Module) -> cst.If | None:
     return None
 
 
-def _functions(module: cst.Module) -> dict[str, cst.FunctionDef]:
-    """Module-level functions by name (the last definition wins, as at run time)."""
-    return {s.name.value: s for s in module.body if isinstance(s, cst.FunctionDef)}
-
-
-def _nodes(roots: list[Any]) -> Iterator[cst.CSTNode]:
-    for root in roots:
-        yield root
-        yield from iter_nodes(root)
-
-
-def _called(nodes: list[cst.CSTNode], functions: dict[str, cst.FunctionDef]) -> Iterator[cst.CSTNode]:
-    """The nodes of in-file functions called from `nodes`, transitively."""
-    seen: set[str] = set()
-    todo = list(nodes)
-    while todo:
-        n = todo.pop()
-        if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-            name = n.func.value
-            if name in functions and name not in seen:
-                seen.add(name)
-                body = list(iter_nodes(functions[name].body))
-                todo.extend(body)
-                yield from body
-
-
-def _trains(nodes: list[cst.CSTNode]) -> bool:
+def _trains(calls: list[cst.Call]) -> bool:
     """A `.backward()` call, or `trainer.fit(...)`."""
-    for n in nodes:
-        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute):
+    for n in calls:
+        if isinstance(n.func, cst.Attribute):
             attr = n.func.attr.value
             if attr == "backward":
                 return True
             if attr == "fit" and "trainer" in (dotted_name(n.func.value) or "").lower():
                 return True
     return False
-
-
-def _top_loops(stmts: list[cst.CSTNode]) -> Iterator[cst.CSTNode]:
-    """Loops at module level, also inside top-level if/with/try blocks."""
-    for stmt in stmts:
-        if isinstance(stmt, (cst.For, cst.While)):
-            yield stmt
-        elif isinstance(stmt, (cst.If, cst.With, cst.Try)):
-            body = stmt.body
-            if isinstance(body, cst.IndentedBlock):
-                yield from _top_loops(list(body.body))
-
