@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 if TYPE_CHECKING:
@@ -34,6 +33,7 @@ class Site:
     scope: cst.CSTNode
     branches: Branches
     line_hint: str
+    choice: bool = False  # an enclosing `if` tests a determinism or benchmark option
 
 
 class CudnnBenchmarkConflict(Rule):
@@ -93,7 +93,6 @@ class CudnnBenchmarkConflict(Rule):
         self._requests: list[Site] = []
         self._disables: list[Site] = []
         self._calls: list[tuple[str, Site]] = []
-        self._choices: set[int] | None = None
 
     # --- collecting ---
 
@@ -132,24 +131,23 @@ class CudnnBenchmarkConflict(Rule):
 
     def _site(self, node: cst.CSTNode, hint: str) -> Site:
         scope: cst.CSTNode = self.ctx.function() or self.ctx.module
-        return Site(node, scope, _branches(self.ctx.stack, scope), hint)
+        branches = _branches(self.ctx.stack, scope)
+        tests = [outer.test for outer, _ in branches]
+        choice = any(w in self.ctx.module.code_for_node(t).lower() for t in tests for w in CHOICE_WORDS)
+        return Site(node, scope, tuple((id(outer), side) for outer, side in branches), hint, choice)
 
     # --- pairing ---
 
     def leave_Module(self, node: cst.Module) -> None:
         if not self._benchmarks:
             return
-        helpers = {id(s.scope) for s in self._requests if isinstance(s.scope, cst.FunctionDef)}
-        helper_names = {
-            f.name.value for f in iter_nodes(node, enter_scopes=True)
-            if isinstance(f, cst.FunctionDef) and id(f) in helpers
-        }
+        helper_names = {s.scope.name.value for s in self._requests if isinstance(s.scope, cst.FunctionDef)}
         requests = list(self._requests)
         for name, call in self._calls:
             if name in helper_names:
-                requests.append(Site(call.node, call.scope, call.branches, f"`{name}()`"))
+                requests.append(Site(call.node, call.scope, call.branches, f"`{name}()`", call.choice))
         for bench in self._benchmarks:
-            if self._is_choice(bench.branches):
+            if bench.choice:
                 continue
             hit = next((r for r in requests if self._conflict(bench, r)), None)
             if hit is None or self._disabled_later(bench):
@@ -159,17 +157,9 @@ class CudnnBenchmarkConflict(Rule):
                         "set `benchmark = False`", fix)
 
     def _conflict(self, bench: Site, request: Site) -> bool:
-        if bench.scope is not request.scope or self._is_choice(request.branches):
+        if bench.scope is not request.scope or request.choice:
             return False
         return not _exclusive(bench.branches, request.branches)
-
-    def _is_choice(self, branches: Branches) -> bool:
-        """Whether an enclosing `if` tests a determinism or benchmark option."""
-        if not branches:
-            return False
-        if self._choices is None:
-            self._choices = _choice_tests(self.ctx.module)
-        return any(key in self._choices for key, _ in branches)
 
     def _disabled_later(self, bench: Site) -> bool:
         facts = self.ctx.scope_facts(bench.scope)
@@ -188,14 +178,14 @@ def _keyword_true(call: cst.Call, keyword: str) -> bool:
     return any(a.keyword is not None and a.keyword.value == keyword and _is_const(a.value, "True") for a in call.args)
 
 
-def _branches(stack: list[cst.CSTNode], scope: cst.CSTNode) -> Branches:
-    """(id of an `if`, "body"/"orelse") for each `if` between `scope` and the current node."""
+def _branches(stack: list[cst.CSTNode], scope: cst.CSTNode) -> list[tuple[cst.If, str]]:
+    """(an `if`, "body"/"orelse") for each `if` between `scope` and the current node."""
     start = next((i for i, n in enumerate(stack) if n is scope), 0)
     out = []
     for outer, inner in zip(stack[start:], stack[start + 1:]):
         if isinstance(outer, cst.If) and inner is not outer.test:
-            out.append((id(outer), "body" if inner is outer.body else "orelse"))
-    return tuple(out)
+            out.append((outer, "body" if inner is outer.body else "orelse"))
+    return out
 
 
 def _exclusive(a: Branches, b: Branches) -> bool:
@@ -203,10 +193,3 @@ def _exclusive(a: Branches, b: Branches) -> bool:
     other = dict(b)
     return any(key in other and other[key] != side for key, side in a)
 
-
-def _choice_tests(module: cst.Module) -> set[int]:
-    """Ids of the `if` statements whose test names a determinism or benchmark option."""
-    return {
-        id(n) for n in iter_nodes(module, enter_scopes=True)
-        if isinstance(n, cst.If) and any(w in module.code_for_node(n.test).lower() for w in CHOICE_WORDS)
-    }
