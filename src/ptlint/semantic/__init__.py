@@ -15,12 +15,13 @@ from ptlint.facts.dataflow import Binding, ScopeFacts, Use
 from ptlint.facts.imports import ImportMap
 from ptlint.facts.walk import iter_nodes
 from ptlint.semantic.flow import Flow
+from ptlint.semantic.graph import Carry, Graph
 from ptlint.semantic.names import Names
 from ptlint.semantic.program import Program
 from ptlint.semantic.torch import Kind, TorchFacts
 from ptlint.semantic.tree import Tree
 
-__all__ = ["Model", "Kind", "Binding", "Use", "ScopeFacts"]
+__all__ = ["Model", "Kind", "Carry", "Binding", "Use", "ScopeFacts"]
 
 
 class Model:
@@ -34,6 +35,7 @@ class Model:
         self._flow: Flow | None = None
         self._program: Program | None = None
         self._torch: TorchFacts | None = None
+        self._graph: Graph | None = None
         self._classes: dict[str, ClassInfo] | None = None
         self._self_assigns: dict[int, dict[str, list[cst.CSTNode]]] = {}
         self._loops: Any = None
@@ -74,6 +76,13 @@ class Model:
         if self._torch is None:
             self._torch = TorchFacts(self)
         return self._torch
+
+    @property
+    def graph(self) -> Graph:
+        """Which values carry an autograd graph (see semantic/graph.py)."""
+        if self._graph is None:
+            self._graph = Graph(self)
+        return self._graph
 
     @property
     def classes(self) -> dict[str, ClassInfo]:
@@ -135,10 +144,16 @@ class Model:
         return table.get(attr, [])
 
     def self_values(self, attr: cst.Attribute) -> list[cst.CSTNode]:
-        """Values assigned to `self.<attr>` in `__init__` of the class around `attr`."""
-        info = self.class_info(attr)
-        init = info.methods.get("__init__") if info is not None else None
-        return self.self_assignments(init, attr.attr.value) if init is not None else []
+        """Values assigned to `self.<attr>` in `__init__` of the class around `attr`, or of its nearest
+        in-file base class that defines `__init__` when the class itself does not."""
+        info, seen = self.class_info(attr), set()
+        while info is not None and info.name not in seen:
+            seen.add(info.name)
+            init = info.methods.get("__init__")
+            if init is not None:
+                return self.self_assignments(init, attr.attr.value)
+            info = next((self.classes[b] for b in info.bases if b in self.classes), None)
+        return []
 
     # --- modules ---
 

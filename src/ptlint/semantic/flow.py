@@ -93,6 +93,24 @@ class Flow:
             hit = self._guards[key] = (block, found)
         return hit[1]
 
+    def reaches(self, stmt: cst.CSTNode, use: cst.CSTNode) -> bool:
+        """Whether what `stmt` binds can flow to `use`, a later node of its function: they are not in two
+        branches of one `if`/`try`/`match`, and no block holding `stmt` leaves after it (`leaves_after`)."""
+        pb, pu = self.tree.path(stmt), self.tree.path(use)
+        i = 0
+        while i < min(len(pb), len(pu)) and pb[i] is pu[i]:
+            i += 1
+        if i == 0:
+            return False
+        if i == len(pb):
+            return True
+        if isinstance(pb[i - 1], (cst.If, cst.Try, cst.TryStar, cst.Match)):
+            return False
+        for parent, child in zip(pb[i:], pb[i + 1:]):
+            if isinstance(parent, (cst.IndentedBlock, cst.Module)) and leaves_after(parent.body, child):
+                return False
+        return True
+
     def conditional_between(self, outer: cst.CSTNode, node: cst.CSTNode) -> bool:
         """Whether `node` runs only on some of the paths through `outer` (a branch, loop body, handler...)."""
         tree = self.tree

@@ -55,6 +55,10 @@ class Names:
         module = self.facts(self.tree.module).bindings_of(name.value)
         return module[0] if len(module) == 1 else None
 
+    def is_builtin(self, name: cst.Name) -> bool:
+        """Whether `name` means the builtin it spells: nothing in its function or the module binds or imports it."""
+        return not self.facts_at(name).bindings_of(name.value) and not self.facts(self.tree.module).bindings_of(name.value)
+
     def value(self, name: cst.Name) -> cst.CSTNode | None:
         """The value assigned to `name` (tuple unpacking included): its reaching binding, or a global's only one."""
         binding = self.binding(name) or self.free_binding(name)

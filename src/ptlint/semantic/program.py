@@ -59,6 +59,10 @@ class Program:
     def callee(self, call: cst.Call) -> cst.FunctionDef | None:
         """The function of this file that `call` runs: `helper(...)` or `self.helper(...)` in a method."""
         func = call.func
+        if isinstance(func, cst.Name) and func.value == "self":  # `self(x)` runs the class's `__call__`
+            outer = self.tree.function(call)
+            cls = self.tree.method_of(outer) if outer is not None else None
+            return self.method(cls, "__call__") if cls is not None else None
         if isinstance(func, cst.Name):
             return self.function(func.value)
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
@@ -76,7 +80,7 @@ class Program:
                     f = node.func
                     key = f.value if isinstance(f, cst.Name) else f.attr.value if isinstance(f, cst.Attribute) else None
                     if key is not None:
-                        self._calls.setdefault(key, []).append(node)
+                        self._calls.setdefault("__call__" if key == "self" else key, []).append(node)
         return [c for c in self._calls.get(func.name.value, ()) if self.callee(c) is func]
 
     def argument(self, call: cst.Call, func: cst.FunctionDef, name: str) -> cst.BaseExpression | None:
