@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+from itertools import takewhile
 
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import children, iter_nodes
 from ptlint.rule import Fix, FixSafety, InsertAfter, Replace, Rule
 
 # torch.nn layers that own parameters; stateless ones (ReLU, Flatten, pooling, losses) are left alone.
@@ -94,23 +94,19 @@ class LayerCreatedInForward(Rule):
         if info is None or not info.is_module or info.methods.get("forward") is not node:
             return
         # Find the layer calls first: most forwards have none, and then nothing else is built.
+        tree = self.ctx.model.tree
         candidates = []
-        for call in iter_nodes(node.body, enter_scopes=False):
-            if type(call) is cst.Call:
-                layer = self._layer(call)  # type: ignore[arg-type]
-                if layer is not None:
-                    candidates.append((call, layer))
+        for call in tree.below(node.body, cst.Call, scopes=False):
+            layer = self._layer(call)  # type: ignore[arg-type]
+            if layer is not None:
+                candidates.append((call, layer))
         if not candidates:
             return
         init = info.methods.get("__init__")
         taken: set[str] | None = None
         counter = 0
-        parents: dict[int, cst.CSTNode] = {}
-        for parent in iter_nodes(node.body, enter_scopes=False):
-            for child in children(parent):
-                parents[id(child)] = parent
         for call, layer in candidates:
-            chain = _ancestors(call, parents)
+            chain = list(takewhile(lambda anc: anc is not node.body, tree.ancestors(call)))
             assign = next((a for a in chain if isinstance(a, (cst.Assign, cst.AnnAssign))), None)
             if assign is not None and _self_target(assign) is not None:
                 if any(isinstance(a, (cst.If, cst.IfExp, cst.Try)) for a in chain):
@@ -124,7 +120,7 @@ class LayerCreatedInForward(Rule):
             fix = None
             if init is not None and not any(isinstance(a, LOOPS) for a in chain) and self._constant_args(call):
                 if taken is None:
-                    taken = _self_attrs(info.node)
+                    taken = self._self_attrs(info.node)
                 while f"_ptl_{counter}" in taken:
                     counter += 1
                 attr = f"_ptl_{counter}"
@@ -170,6 +166,14 @@ class LayerCreatedInForward(Rule):
     def _constant_args(self, call: cst.Call) -> bool:
         return all(_constant(a.value) for a in call.args if a.star == "")
 
+    def _self_attrs(self, cls: cst.ClassDef) -> set[str]:
+        """Names of every `self.<name>` in the class, nested functions included."""
+        return {
+            n.attr.value  # type: ignore[attr-defined]
+            for n in self.ctx.model.tree.below(cls, cst.Attribute)
+            if dotted_name(n.value) == "self"  # type: ignore[attr-defined]
+        }
+
 
 def _constant(node: cst.BaseExpression) -> bool:
     if isinstance(node, (cst.Integer, cst.Float, cst.SimpleString)):
@@ -199,20 +203,3 @@ def _self_target(assign: cst.Assign | cst.AnnAssign) -> str | None:
         return target.attr.value
     return None
 
-
-def _self_attrs(cls: cst.ClassDef) -> set[str]:
-    """Names of every `self.<name>` in the class, nested functions included."""
-    return {
-        n.attr.value  # type: ignore[attr-defined]
-        for n in iter_nodes(cls, enter_scopes=True)
-        if type(n) is cst.Attribute and dotted_name(n.value) == "self"  # type: ignore[attr-defined]
-    }
-
-
-def _ancestors(node: cst.CSTNode, parents: dict[int, cst.CSTNode]) -> list[cst.CSTNode]:
-    out = []
-    current = parents.get(id(node))
-    while current is not None:
-        out.append(current)
-        current = parents.get(id(current))
-    return out
