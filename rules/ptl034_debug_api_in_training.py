@@ -8,7 +8,6 @@ import libcst as cst
 
 from ptlint.facts.loops import LoopKind
 from ptlint.facts.paths import is_test_path
-from ptlint.facts.walk import iter_nodes
 from ptlint.fixes import add_import
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
@@ -106,10 +105,8 @@ class DebugApiInTraining(Rule):
             if isinstance(anc, cst.FunctionDef) and DEBUG_FUNCTION.search(anc.name.value):
                 return False
         if self._trains is None:
-            self._trains = any(
-                isinstance(n, (cst.For, cst.While)) and bool(self.ctx.loop_kind(n) & LoopKind.TRAIN)
-                for n in iter_nodes(self.ctx.module, enter_scopes=True)
-            )
+            model = self.ctx.model
+            self._trains = any(model.loop_kind(n) & LoopKind.TRAIN for n in model.tree.of_type((cst.For, cst.While)))  # type: ignore[arg-type]
         return self._trains
 
     def _fix(self, call: cst.Call, qual: str) -> Fix | None:
