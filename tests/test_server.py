@@ -58,9 +58,10 @@ def train(model, loader, opt):
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ws")
-    for name in ("open", "edit", "close", "fix", "noqa", "all", "unsafe", "cfg", "nb", "syntax", "hover", "cr"):
+    for name in ("open", "edit", "close", "fix", "noqa", "all", "unsafe", "cfg", "nb", "syntax", "hover", "cr", "excl"):
         (root / name).mkdir()
     (root / "unsafe" / "ptlint.toml").write_text("unsafe-fixes = true\n")
+    (root / "excl" / "ptlint.toml").write_text('extend-exclude = ["generated_*.py"]\n')
     return root
 
 
@@ -297,6 +298,18 @@ async def test_config_change_relints(client: LanguageClient, ws: Path):
         lsp.DidChangeWatchedFilesParams(changes=[lsp.FileEvent(uri=config.as_uri(), type=lsp.FileChangeType.Deleted)])
     )
     await published(client, uri, lambda p: "PTL006" in codes(list(p.diagnostics)))
+    close(client, uri)
+
+
+async def test_excluded_file_gets_no_diagnostics(client: LanguageClient, ws: Path):
+    _, uri = write(ws, "excl/generated_model.py", TRAIN)
+    open_text(client, uri, TRAIN)
+    await published(client, uri, lambda p: p.version == 1 and not p.diagnostics)
+    assert await actions_at(client, uri, at(TRAIN, "import")) == []  # no error either
+    close(client, uri)
+    _, uri = write(ws, "excl/model.py", TRAIN)  # its neighbour is checked
+    open_text(client, uri, TRAIN)
+    assert "PTL006" in codes(await diagnostics_of(client, uri))
     close(client, uri)
 
 

@@ -146,6 +146,7 @@ class PtlintServer(LanguageServer):
         self.published: dict[str, set[str]] = {}  # document URIs that got diagnostics, by file or notebook URI
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.reported: dict[str, str] = {}  # the last problem logged per document, to log each once
+        self.failures: dict[str, str] = {}  # why the last check of a document failed
         self.encoding = "utf-16"
         self.resolve_edits = False
         self.analyze: Callable[..., Any] | None = None  # tests and benchmarks may wrap engine.analyze
@@ -217,17 +218,22 @@ class PtlintServer(LanguageServer):
 
     def check(self, key: str) -> Lint | None:
         """Check a document (or notebook) and publish its diagnostics. Never raises."""
+        failure = None
         try:
             lint = self._lint(key)
         except Unsupported as exc:
-            self.report_once(key, exc.message)
-            lint = None
+            lint, failure = None, exc.message
+            self.report_once(key, failure)
         except ConfigError as exc:
-            self.report_once(key, f"ptlint: configuration error: {exc}", show=True)
-            lint = None
+            lint, failure = None, f"ptlint: configuration error: {exc}"
+            self.report_once(key, failure, show=True)
         except Exception:  # a crash outside the rules: logged, the server goes on
-            self.report_once(key, f"ptlint: internal error while checking {key}:\n{traceback.format_exc()}", show=True)
-            lint = None
+            lint, failure = None, f"ptlint: internal error while checking {key}"
+            self.report_once(key, f"{failure}:\n{traceback.format_exc()}", show=True)
+        if failure is None:
+            self.failures.pop(key, None)
+        else:
+            self.failures[key] = failure
         if lint is None:
             self.lints.pop(key, None)
             self.publish(key, None)
@@ -303,6 +309,7 @@ class PtlintServer(LanguageServer):
         self.cancel(key)
         self.lints.pop(key, None)
         self.reported.pop(key, None)
+        self.failures.pop(key, None)
         for uri in set(uris) | self.published.pop(key, set()):
             self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -359,8 +366,10 @@ class PtlintServer(LanguageServer):
 
     # --- requests about one document --------------------------------------------------------------
 
-    def lint_for_request(self, uri: str) -> Lint:
-        """The current lint covering `uri`, or a clear error reply."""
+    def lint_for_request(self, uri: str) -> Lint | None:
+        """The current lint covering `uri`; None for a document that ptlint does not check (excluded, not
+        Python); an error reply for an unknown scheme, a file outside the workspace, a document that is
+        not open, or one whose check failed."""
         scheme = scheme_of(uri)
         key = self.owner(uri)
         if key is None:
@@ -376,9 +385,8 @@ class PtlintServer(LanguageServer):
         except Unsupported as exc:
             raise JsonRpcException(exc.message, code=exc.code) from None
         lint = self.current(key)
-        if lint is None:
-            message = self.reported.get(key) or f"ptlint does not check {uri} (excluded, or not a Python file)"
-            raise JsonRpcException(message.split("\n", 1)[0], code=REQUEST_FAILED)
+        if lint is None and key in self.failures:  # the check failed: say why
+            raise JsonRpcException(self.failures[key], code=REQUEST_FAILED)
         return lint
 
     def offer_unsafe(self, lint: Lint) -> bool:
@@ -389,6 +397,8 @@ class PtlintServer(LanguageServer):
     def code_actions(self, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
         uri = params.text_document.uri
         lint = self.lint_for_request(uri)
+        if lint is None:
+            return []
         only = params.context.only
         lines = self.lines(lint, uri)
         first = E.from_client(lines, params.range.start.line, params.range.start.character, self.encoding)
@@ -470,6 +480,8 @@ class PtlintServer(LanguageServer):
     def hover(self, params: lsp.HoverParams) -> lsp.Hover | None:
         uri = params.text_document.uri
         lint = self.lint_for_request(uri)
+        if lint is None:
+            return None
         lines = self.lines(lint, uri)
         line, col = E.from_client(lines, params.position.line, params.position.character, self.encoding)
         if line >= len(lines):
