@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.classes import ClassInfo
 from ptlint.fixes import add_import
 from ptlint.rule import Fix, FixSafety, InsertAfter, Replace, Rule
 
@@ -99,7 +99,7 @@ class DatasetRngSharedAcrossWorkers(Rule):
         info = self.ctx.classes.get(made.func.value)
         if info is None:
             return
-        rngs = self._shared_generators(info.node)
+        rngs = self._shared_generators(info)
         if not rngs:
             return
         names = ", ".join(f"`self.{attr}`" for attr, _ in rngs)
@@ -107,23 +107,23 @@ class DatasetRngSharedAcrossWorkers(Rule):
         fix = self._fix(node, info.node, rngs) if self.ctx.compat_guard() is None else None
         self.report(node, message=message, fix=fix)
 
-    def _shared_generators(self, cls: cst.ClassDef) -> list[tuple[str, cst.Call]]:
+    def _shared_generators(self, info: ClassInfo) -> list[tuple[str, cst.Call]]:
         """(attribute, constructor call) of each generator made in `__init__` and used elsewhere."""
-        methods = {s.name.value: s for s in cls.body.body if isinstance(s, cst.FunctionDef)}
+        tree = self.ctx.model.tree
+        methods = info.methods
         init = methods.get("__init__")
         if init is None or not ({"__getitem__", "__iter__", "__getitems__"} & set(methods)):
             return []
-        for node in iter_nodes(cls, enter_scopes=True):
-            if isinstance(node, cst.Name) and node.value in ("get_worker_info", "worker_init_fn"):
-                return []
+        if any(n.value in ("get_worker_info", "worker_init_fn") for n in tree.below(info.node, cst.Name)):  # type: ignore[attr-defined]
+            return []
         found = []
-        for stmt in iter_nodes(init.body):
-            if not isinstance(stmt, cst.Assign) or len(stmt.targets) != 1:
+        for stmt in tree.below(init.body, cst.Assign, scopes=False):
+            if len(stmt.targets) != 1:  # type: ignore[attr-defined]
                 continue
-            target = stmt.targets[0].target
+            target = stmt.targets[0].target  # type: ignore[attr-defined]
             if not (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and target.value.value == "self"):
                 continue
-            value = stmt.value
+            value = stmt.value  # type: ignore[attr-defined]
             if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "manual_seed":
                 value = value.func.value  # torch.Generator().manual_seed(0)
             if not isinstance(value, cst.Call) or self.ctx.qualname(value.func) not in GENERATORS:
@@ -138,8 +138,8 @@ class DatasetRngSharedAcrossWorkers(Rule):
                 if self.ctx.self_assignments(method, attr):
                     reassigned = True
                 used = used or any(
-                    isinstance(n, cst.Attribute) and n.attr.value == attr and isinstance(n.value, cst.Name) and n.value.value == "self"
-                    for n in iter_nodes(method, enter_scopes=True)
+                    n.attr.value == attr and isinstance(n.value, cst.Name) and n.value.value == "self"  # type: ignore[attr-defined]
+                    for n in tree.below(method, cst.Attribute)
                 )
             if used and not reassigned:
                 found.append((attr, value))
