@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeGuard
 
 import libcst as cst
 
-from ptlint.facts.dataflow import Binding, ScopeFacts
+from ptlint.facts.dataflow import Binding
 from ptlint.facts.imports import ImportMap, dotted_name
 from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, Fix, FixSafety, InsertAfter, Replace, Rule
@@ -34,10 +34,11 @@ CUDA_ONLY_NAMES = (
 # Identifier parts and string prefixes that make a test device-aware.
 GUARD_WORDS = ("cuda", "gpu", "cpu", "is_available", "device_count")
 GUARD_STRINGS = ("cuda", "gpu", "cpu", "mps", "xpu")
-TERMINAL_CALLS = {"exit", "_exit", "quit", "abort", "skip", "skipTest", "fail"}
+# Last parts of the CUDA-only names: a cheap test before resolving an attribute.
+CUDA_ONLY_LAST = frozenset(n.rsplit(".", 1)[-1] for n in CUDA_ONLY_NAMES)
 
 Target = tuple[cst.BaseExpression, FixSafety, tuple[Edit, ...]]
-Plan = tuple[cst.SimpleStatementLine, int, str]
+Plan = tuple[cst.SimpleStatementLine, str]
 
 
 class HardcodedCuda(Rule):
@@ -104,8 +105,12 @@ class HardcodedCuda(Rule):
 
     def __init__(self, ctx: Context, options: dict[str, Any] | None = None) -> None:
         super().__init__(ctx, options)
-        self._cuda_only: tuple[bool, set[int]] | None = None
-        self._plan: Plan | None = _plan_insertion(ctx.module)
+        self._plan: Plan | None | bool = False  # computed when a fix first needs it
+        self._line: cst.BaseStatement | None = None
+        self._custom: set[str] | None = None
+        self._cuda_tests: dict[int, bool] = {}
+        self._marks: dict[int, cst.CSTNode] = {}  # block -> its first `pytestmark = skipif(<cuda test>)` line
+        self._cuda_only: set[int] = set()  # top-level defs that use CUDA-only APIs; the module for other code
 
     # --- visitors ---
 
@@ -121,29 +126,56 @@ class HardcodedCuda(Rule):
             self._check_device_args(node, func)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
-        if node.attr.value.endswith("Tensor") and self.ctx.qualname(node) in LEGACY_TYPES:
+        attr = node.attr.value
+        if attr in CUDA_ONLY_LAST and _matches(self.ctx.qualname(node) or "", CUDA_ONLY_NAMES):
+            self._mark_cuda_only()
+        if attr.endswith("Tensor") and self.ctx.qualname(node) in LEGACY_TYPES:
             self._check_legacy_type(node)
 
     def visit_Name(self, node: cst.Name) -> None:
+        names = self.ctx.model.names
+        full = names.imports.aliases.get(node.value) or names.all_imports.aliases.get(node.value)
+        if full is None:
+            return  # not an imported name: `qualname` gives None
+        if _matches(full, CUDA_ONLY_NAMES) and _matches(self.ctx.qualname(node) or "", CUDA_ONLY_NAMES):
+            self._mark_cuda_only()
         if not node.value.endswith("Tensor") or self.ctx.qualname(node) not in LEGACY_TYPES:
             return
         parent = self.ctx.parent()
         if not (isinstance(parent, cst.Attribute) and parent.attr is node) and not _in_import(self.ctx.stack):
             self._check_legacy_type(node)
 
+    def visit_Import(self, node: cst.Import | cst.ImportFrom) -> None:
+        if any(_matches(name, CUDA_ONLY_NAMES) for name in _imported_names(node)):
+            self._mark_cuda_only()
+
+    visit_ImportFrom = visit_Import
+
     def visit_Assign(self, node: cst.Assign) -> None:
         if any(_is_device_target(t.target) for t in node.targets):
             self._check_device_assignment(node.value)
+        marked = any(isinstance(t.target, cst.Name) and t.target.value == "pytestmark" for t in node.targets)
+        if marked and self._cuda_test(node.value):
+            self._marks.setdefault(id(self.ctx.parent(2)), self.ctx.parent())  # type: ignore[arg-type]
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None and _is_device_target(node.target):
             self._check_device_assignment(node.value)
 
+    def leave_Module(self, node: cst.Module) -> None:
+        """Code that uses CUDA-only APIs anywhere in its top-level def or class (or the file) is CUDA-only
+        by design: drop what was reported in it."""
+        if id(node) in self._cuda_only:
+            self.reports = []
+        elif self._cuda_only:
+            path = self.ctx.model.tree.path
+            self.reports = [r for r in self.reports if id(path(r.node)[1]) not in self._cuda_only]
+
     # --- checks ---
 
     def _check_cuda_call(self, node: cst.Call, func: cst.Attribute) -> None:
         receiver = func.value
-        if self.ctx.qualname(receiver) is not None or self._custom_cuda(receiver) or self._silenced():
+        if self.ctx.qualname(receiver) is not None or self._custom_cuda(receiver) or self._silenced(node):
             return
         fix = None
         if all(a.keyword is not None and a.keyword.value in MOVE_KEYWORDS and not a.star for a in node.args):
@@ -155,13 +187,13 @@ class HardcodedCuda(Rule):
         if isinstance(func, cst.Attribute) and func.attr.value == "to" and node.args and node.args[0].keyword is None:
             literals.insert(0, node.args[0].value)
         for value in literals:
-            if _is_cuda_string(value) and not self._silenced():
+            if _is_cuda_string(value) and not self._silenced(node):
                 fix = self._device_fix(value, lambda dev: dev, "Use the `device` variable")
                 self.report(value, f"Hard-coded device {value.value}; use a device-agnostic `device`", fix)
 
     def _check_torch_device(self, node: cst.Call) -> None:
         value = next((a.value for a in node.args if a.keyword is None or a.keyword.value == "type"), None)
-        if value is None or not _is_cuda_string(value) or self._silenced():
+        if value is None or not _is_cuda_string(value) or self._silenced(node):
             return
         if _is_test_file(self.ctx.path):
             return  # tests build device objects as keys and fixtures; they allocate nothing
@@ -169,81 +201,77 @@ class HardcodedCuda(Rule):
         self.report(value, f"`torch.device({value.value})` hard-codes CUDA; fall back to the CPU without it", fix)
 
     def _check_device_assignment(self, value: cst.BaseExpression) -> None:
-        if not _is_cuda_string(value) or _in_class_body(self.ctx.stack) or self._silenced():
+        node = self.ctx.node
+        if not _is_cuda_string(value) or self._in_class_body(node) or self._silenced(node):
             return
         fix = self._fallback_fix(value, self._torch_module(None))
         self.report(value, f"Hard-coded device {value.value}; fall back to the CPU without CUDA", fix)
 
     def _check_legacy_type(self, node: cst.BaseExpression) -> None:
-        if _in_type_test(self.ctx.stack) or self._silenced():
+        if _in_type_test(self.ctx.stack) or self._silenced(node):
             return
         name = self.ctx.qualname(node)
         self.report(node, f"`{name}` only exists with CUDA; create tensors with `device=device`")
 
     # --- silence ---
 
-    def _silenced(self) -> bool:
-        """Whether the current node is device-aware, CUDA-only by design, or not torch code."""
+    def _silenced(self, node: cst.CSTNode) -> bool:
+        """Whether `node` is device-aware or not torch code (CUDA-only code is dropped in `leave_Module`)."""
         stack = self.ctx.stack
         return (
             not self.ctx.imports.imports_torch()
             or any(isinstance(n, cst.FunctionDef) and n.name.value == "cuda" for n in stack)
             or _in_torch_cuda_call(self.ctx, stack)
-            or _in_param_default(stack)
-            or self._guarded(stack)
-            or self._in_cuda_only_code(stack)
+            or any(isinstance(n, cst.Param) for n in stack)  # a default such as `device="cuda"`: the caller's choice
+            or self._guarded(node)
         )
 
-    def _guarded(self, stack: list[cst.CSTNode]) -> bool:
-        for i, node in enumerate(stack[:-1]):
-            child = stack[i + 1]
-            if isinstance(node, cst.If) and child is not node.test and _is_cuda_test(node.test):
+    def _guarded(self, node: cst.CSTNode) -> bool:
+        """In a branch or under a decorator that tests for CUDA, or after a guard that stops without it."""
+        tree = self.ctx.model.tree
+        child = node
+        for anc in tree.ancestors(node):
+            if isinstance(anc, cst.If) and child is not anc.test and self._cuda_test(anc.test):
                 return True
-            if isinstance(node, cst.IfExp) and child is not node.test:
-                other = node.orelse if child is node.body else node.body
-                if _is_cuda_test(node.test) or _is_cuda_test(other):
+            if isinstance(anc, cst.IfExp) and child is not anc.test:
+                other = anc.orelse if child is anc.body else anc.body
+                if self._cuda_test(anc.test) or self._cuda_test(other):
                     return True
-            if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-                if any(_is_cuda_test(d.decorator) for d in node.decorators):
+            if isinstance(anc, (cst.FunctionDef, cst.ClassDef)):
+                if any(self._cuda_test(d.decorator) for d in anc.decorators):
                     return True
-            if isinstance(node, (cst.Module, cst.IndentedBlock)) and _after_guard(node.body, child):
+            mark = self._marks.get(id(anc))
+            if mark is not None and tree.precedes(mark, child):
                 return True
-        return False
+            child = anc
+        return any(self._cuda_test(guard.test) for guard in self.ctx.model.flow.early_exits(node))
 
-    def _in_cuda_only_code(self, stack: list[cst.CSTNode]) -> bool:
-        if self._cuda_only is None:
-            self._cuda_only = self._find_cuda_only()
-        whole_file, scopes = self._cuda_only
-        return whole_file or (len(stack) > 1 and id(stack[1]) in scopes)
+    def _cuda_test(self, expr: cst.CSTNode) -> bool:
+        """Whether an expression looks at CUDA availability, a GPU flag or a device type (once per node)."""
+        known = self._cuda_tests.get(id(expr))
+        if known is None:
+            known = self._cuda_tests[id(expr)] = _is_cuda_test(expr)
+        return known
 
-    def _find_cuda_only(self) -> tuple[bool, set[int]]:
-        """(whole file, top-level defs/classes) that use CUDA-only APIs."""
-        scopes: set[int] = set()
-        whole_file = False
-        for stmt in self.ctx.module.body:
-            if any(self._is_cuda_only_node(n) for n in iter_nodes(stmt, enter_scopes=True)):
-                if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-                    scopes.add(id(stmt))
-                else:
-                    whole_file = True
-        return whole_file, scopes
+    def _mark_cuda_only(self) -> None:
+        stack = self.ctx.stack
+        top = stack[1] if len(stack) > 1 and isinstance(stack[1], (cst.FunctionDef, cst.ClassDef)) else stack[0]
+        self._cuda_only.add(id(top))
 
-    def _is_cuda_only_node(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, (cst.Import, cst.ImportFrom)):
-            return any(_matches(name, CUDA_ONLY_NAMES) for name in _imported_names(node))
-        if isinstance(node, (cst.Attribute, cst.Name)):
-            return _matches(self.ctx.qualname(node) or "", CUDA_ONLY_NAMES)
-        return False
+    def _in_class_body(self, node: cst.CSTNode) -> bool:
+        scope = self.ctx.model.tree.enclosing(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef))
+        return isinstance(scope, cst.ClassDef)
 
     def _custom_cuda(self, receiver: cst.BaseExpression) -> bool:
         """Whether the receiver may be an instance of an in-file class with its own `cuda()`."""
-        custom = {name for name, info in self.ctx.classes.items() if "cuda" in info.methods}
-        if not custom:
+        if self._custom is None:
+            self._custom = {name for name, info in self.ctx.classes.items() if "cuda" in info.methods}
+        if not self._custom:
             return False
         if _is_self(receiver):
             cls = self.ctx.class_def()
-            return cls is not None and cls.name.value in custom
-        return not self._is_torch_value(receiver, custom, 0)
+            return cls is not None and cls.name.value in self._custom
+        return not self._is_torch_value(receiver, self._custom, 0)
 
     def _is_torch_value(self, expr: cst.BaseExpression, custom: set[str], depth: int) -> bool:
         """A tensor or module by construction: a torch call, an nn.Module, or a method chain on one."""
@@ -252,11 +280,11 @@ class HardcodedCuda(Rule):
         if isinstance(expr, cst.Call):
             if isinstance(expr.func, cst.Name) and expr.func.value in custom:
                 return False
-            if (self.ctx.qualname(expr.func) or "").startswith("torch.") or self.ctx.is_module_expr(expr):
+            if (self.ctx.qualname(expr.func) or "").startswith("torch.") or self.ctx.model.is_module(expr):
                 return True
             return isinstance(expr.func, cst.Attribute) and self._is_torch_value(expr.func.value, custom, depth + 1)
         if isinstance(expr, cst.Name):
-            b = self.ctx.reaching(expr)
+            b = self.ctx.model.binding(expr)
             value = b.value if b is not None and b.kind == "assign" else None
             return isinstance(value, cst.BaseExpression) and self._is_torch_value(value, custom, depth + 1)
         return False
@@ -266,43 +294,41 @@ class HardcodedCuda(Rule):
     def _device_fix(
         self, old: cst.CSTNode, build: Callable[[cst.BaseExpression], cst.CSTNode], title: str
     ) -> Fix | None:
-        target = self._device_target()
+        target = self._device_target(self.ctx.node)
         if target is None:
             return None
         device, safety, extra = target
         return Fix(title, safety, (Replace(old, build(device)), *extra))
 
-    def _device_target(self) -> Target | None:
-        """The device expression to use here: an existing variable (safe) or a new global (unsafe)."""
-        status = self._name_status()
+    def _device_target(self, node: cst.CSTNode) -> Target | None:
+        """The device expression to use at `node`: an existing variable (safe) or a new global (unsafe)."""
+        status = self._name_status(node)
         if status == "usable":
             return cst.Name(DEVICE), FixSafety.SAFE, ()
-        self_device = self._self_device()
+        self_device = self._self_device(node)
         if self_device is not None:
             return self_device, FixSafety.SAFE, ()
-        return self._insertion() if status == "absent" else None
+        return self._insertion(node) if status == "absent" else None
 
-    def _name_status(self) -> str:
-        """'usable', 'blocked' or 'absent': what the name `device` means at the current node."""
-        stack = self.ctx.stack
-        if _in_class_body(stack):
+    def _name_status(self, node: cst.CSTNode) -> str:
+        """'usable', 'blocked' or 'absent': what the name `device` means at `node`."""
+        if self._in_class_body(node):
             return "blocked"
-        funcs = [n for n in stack if isinstance(n, cst.FunctionDef)]
-        for func in reversed(funcs):
-            facts = self.ctx.scope_facts(func)
-            if facts.bindings_of(DEVICE):
-                b = facts.reaching(DEVICE, _ordered(facts, stack))
+        model = self.ctx.model
+        funcs = [n for n in model.tree.ancestors(node) if isinstance(n, cst.FunctionDef)]  # innermost first
+        for func in funcs:
+            if model.facts(func).bindings_of(DEVICE):
+                b = model.names.reaching_at(DEVICE, node, func)
                 return "usable" if b is not None and _usable(b, func) else "blocked"
-        facts = self.ctx.module_facts()
-        binds = facts.bindings_of(DEVICE)
+        binds = model.facts(model.module).bindings_of(DEVICE)
         if not binds:
             return "absent"
         if funcs:
             return "usable" if all(_usable(b, None) for b in binds) else "blocked"
-        b = facts.reaching(DEVICE, _ordered(facts, stack))
+        b = model.names.reaching_at(DEVICE, node, model.module)
         return "usable" if b is not None and _usable(b, None) else "blocked"
 
-    def _self_device(self) -> cst.BaseExpression | None:
+    def _self_device(self, node: cst.CSTNode) -> cst.BaseExpression | None:
         """`self.device` inside a method when the class is a LightningModule or sets it in `__init__`."""
         method, info, func = self.ctx.method_name(), self.ctx.class_info(), self.ctx.function()
         if method is None or info is None or func is None or not _first_param_is_self(func):
@@ -314,26 +340,30 @@ class HardcodedCuda(Rule):
         values = self.ctx.self_assignments(init, DEVICE) if init is not None else []
         if not values or any(_maybe_none(v, init) for v in values):
             return None
-        if method == "__init__":
-            facts = self.ctx.scope_facts(init)
-            at = facts.order_of(_ordered(facts, self.ctx.stack))
-            if not any(facts.order_of(v) < at for v in values):
-                return None
+        order = self.ctx.model.tree.order
+        if method == "__init__" and not any(order(v) < order(node) for v in values):
+            return None  # used before `__init__` sets it
         return attr
 
-    def _insertion(self) -> Target | None:
+    def _insertion(self, node: cst.CSTNode) -> Target | None:
         """A new module-level `device` after the last top-level import, when torch is imported there."""
-        if self._plan is None:
+        if self._plan is False:
+            self._plan = _plan_insertion(self.ctx.module)
+        if not self._plan:
             return None
-        anchor, index, torch_name = self._plan
-        stack = self.ctx.stack
-        deferred = any(isinstance(n, (cst.FunctionDef, cst.Lambda)) for n in stack)
-        if not deferred and _body_index(self.ctx.module, stack[1]) <= index:
-            return None
-        stmt = cst.parse_statement(
-            f'{DEVICE} = {torch_name}.device("cuda" if {torch_name}.cuda.is_available() else "cpu")'
-        ).with_changes(leading_lines=[cst.EmptyLine()])
-        return cst.Name(DEVICE), FixSafety.UNSAFE, (InsertAfter(anchor, (stmt,)),)
+        anchor, torch_name = self._plan  # type: ignore[misc]
+        tree = self.ctx.model.tree
+        deferred = tree.enclosing(node, (cst.FunctionDef, cst.Lambda)) is not None
+        if not deferred and not tree.precedes(anchor, tree.path(node)[1]):
+            return None  # module-level code that runs before the new line
+        return cst.Name(DEVICE), FixSafety.UNSAFE, (InsertAfter(anchor, (self._new_line(torch_name),)),)
+
+    def _new_line(self, torch_name: str) -> cst.BaseStatement:
+        """`device = torch.device(...)`, parsed once per file (a node can sit in many fixes)."""
+        if self._line is None:
+            code = f'{DEVICE} = {torch_name}.device("cuda" if {torch_name}.cuda.is_available() else "cpu")'
+            self._line = cst.parse_statement(code).with_changes(leading_lines=[cst.EmptyLine()])
+        return self._line
 
     def _fallback_fix(self, value: cst.SimpleString, torch_module: str | None) -> Fix | None:
         """`"cuda"` -> `"cuda" if torch.cuda.is_available() else "cpu"`, spelled as the file imports torch."""
@@ -376,40 +406,6 @@ def _is_cuda_test(expr: cst.CSTNode) -> bool:
     return False
 
 
-def _after_guard(body: tuple[cst.CSTNode, ...] | list[cst.CSTNode], child: cst.CSTNode) -> bool:
-    """Whether a statement before `child` in `body` exits early or asserts when CUDA is missing."""
-    for stmt in body:
-        if stmt is child:
-            return False
-        if isinstance(stmt, cst.If) and _is_cuda_test(stmt.test) and _exits(stmt.body):
-            return True
-        if isinstance(stmt, cst.SimpleStatementLine) and any(_is_guard_line(s) for s in stmt.body):
-            return True
-    return False
-
-
-def _is_guard_line(stmt: cst.BaseSmallStatement) -> bool:
-    """`assert torch.cuda.is_available()` or `pytestmark = pytest.mark.skipif(...)`."""
-    if isinstance(stmt, cst.Assert):
-        return _is_cuda_test(stmt.test)
-    if isinstance(stmt, cst.Assign):
-        named = any(isinstance(t.target, cst.Name) and t.target.value == "pytestmark" for t in stmt.targets)
-        return named and _is_cuda_test(stmt.value)
-    return False
-
-
-def _exits(block: cst.BaseSuite) -> bool:
-    last = block.body[-1] if block.body else None
-    if isinstance(last, cst.SimpleStatementLine):
-        last = last.body[-1]
-    if isinstance(last, (cst.Raise, cst.Return, cst.Continue, cst.Break)):
-        return True
-    if isinstance(last, cst.Expr) and isinstance(last.value, cst.Call):
-        name = dotted_name(last.value.func) or ""
-        return name.split(".")[-1] in TERMINAL_CALLS
-    return False
-
-
 def _in_torch_cuda_call(ctx: Context, stack: list[cst.CSTNode]) -> bool:
     """Whether the node is an argument of a `torch.cuda.*` call."""
     for node, child in zip(stack, stack[1:]):
@@ -428,11 +424,6 @@ def _in_type_test(stack: list[cst.CSTNode]) -> bool:
     return False
 
 
-def _in_param_default(stack: list[cst.CSTNode]) -> bool:
-    """A parameter default such as `device=torch.device("cuda")` is configuration the caller overrides."""
-    return any(isinstance(n, cst.Param) for n in stack)
-
-
 def _is_test_file(path: str) -> bool:
     name = path.replace("\\", "/").rsplit("/", 1)[-1]
     return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
@@ -440,16 +431,6 @@ def _is_test_file(path: str) -> bool:
 
 def _in_import(stack: list[cst.CSTNode]) -> bool:
     return any(isinstance(n, (cst.Import, cst.ImportFrom)) for n in stack)
-
-
-def _in_class_body(stack: list[cst.CSTNode]) -> bool:
-    """Whether the innermost scope around the node is a class body."""
-    for node in reversed(stack):
-        if isinstance(node, (cst.FunctionDef, cst.Lambda)):
-            return False
-        if isinstance(node, cst.ClassDef):
-            return True
-    return False
 
 
 def _is_device_target(target: cst.BaseExpression) -> bool:
@@ -480,14 +461,6 @@ def _imported_names(node: cst.Import | cst.ImportFrom) -> list[str]:
     if isinstance(node.names, cst.ImportStar):
         return [base or ""]
     return [f"{base}.{dotted_name(a.name)}" for a in node.names]
-
-
-def _ordered(facts: ScopeFacts, stack: list[cst.CSTNode]) -> cst.CSTNode:
-    """The innermost node of the stack that the scope's def-use facts number."""
-    for node in reversed(stack):
-        if facts.order_of(node) != -1:
-            return node
-    return stack[-1]
 
 
 def _param_default(func: cst.FunctionDef | None, name: str) -> cst.BaseExpression | None:
@@ -527,25 +500,21 @@ def _first_param_is_self(func: cst.FunctionDef) -> bool:
     return bool(params) and params[0].name.value == "self"
 
 
-def _body_index(module: cst.Module, stmt: cst.CSTNode) -> int:
-    return next((i for i, s in enumerate(module.body) if s is stmt), -1)
-
-
 def _plan_insertion(module: cst.Module) -> Plan | None:
-    """(last top-level import line, its index, the name that binds torch there), or None."""
+    """(last top-level import line, the name that binds torch there), or None."""
     imports = ImportMap()
-    anchor, index = None, -1
-    for i, stmt in enumerate(module.body):
+    anchor = None
+    for stmt in module.body:
         if isinstance(stmt, cst.SimpleStatementLine):
             found = [s for s in stmt.body if isinstance(s, (cst.Import, cst.ImportFrom))]
             for s in found:
                 imports.add(s)
             if found:
-                anchor, index = stmt, i
+                anchor = stmt
     torch_name = next((local for local, full in imports.aliases.items() if full == "torch"), None)
     if anchor is None or torch_name is None:
         return None
-    return anchor, index, torch_name
+    return anchor, torch_name
 
 
 def _to_call(call: cst.Call, func: cst.Attribute, device: cst.BaseExpression) -> cst.Call:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
 from ptlint.facts.guards import compat_guard, is_version_test
-from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import children
+from ptlint.facts.imports import ImportMap, dotted_name
 from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, RawFinding, Replace, Rule
 
@@ -33,10 +32,6 @@ OLD_MODULES = {"torch.cuda.amp": "cuda", "torch.cpu.amp": "cpu"}
 NEEDS = {"autocast": (1, 10), "GradScaler": (2, 3), "custom_fwd": (2, 4), "custom_bwd": (2, 4)}
 # Positional parameters of the deprecated autocast classes, which torch.amp.autocast orders differently.
 AUTOCAST_PARAMS = ("enabled", "dtype", "cache_enabled")
-STATEMENT_PARTS = (
-    cst.Module, cst.BaseCompoundStatement, cst.BaseSuite, cst.SimpleStatementLine, cst.ExceptHandler,
-    cst.ExceptStarHandler, cst.Else, cst.Finally,
-)
 
 
 @dataclass
@@ -114,6 +109,7 @@ class DeprecatedCudaAmp(Rule):
         super().__init__(ctx, options)
         self._groups: dict[int, _Group] | None = None
         self._reported: set[int] = set()
+        self._names: list[cst.Name] = []  # loaded names that a deprecated import may bind, in walk order
 
     # --- visitors ---
 
@@ -129,11 +125,26 @@ class DeprecatedCudaAmp(Rule):
             self._value_reference(node)
 
     def visit_Name(self, node: cst.Name) -> None:
-        if self.ctx.imports.aliases.get(node.value) in OLD:  # what `qualname` gives for a Name
+        full = self.ctx.imports.aliases.get(node.value)
+        if full in OLD:  # what `qualname` gives for a Name
             self._value_reference(node)
+        anywhere = self.ctx.model.names.all_imports.aliases.get(node.value)
+        if any(f in OLD or f in OLD_MODULES for f in (full, anywhere)):  # a deprecated import may bind it
+            parent = self.ctx.parent()
+            skip = (
+                (isinstance(parent, cst.Attribute) and parent.attr is node)
+                or (isinstance(parent, cst.Arg) and parent.keyword is node)
+                or (isinstance(parent, (cst.FunctionDef, cst.ClassDef, cst.Param)) and parent.name is node)
+                or any(isinstance(n, (cst.Import, cst.ImportFrom)) for n in self.ctx.stack)
+            )
+            if not skip:
+                self._names.append(node)
 
     def leave_Module(self, node: cst.Module) -> None:
-        for group in self._all_groups().values():
+        groups = self._all_groups()
+        if groups:
+            self._collect_uses(groups)
+        for group in groups.values():
             self._report_group(group)
 
     # --- sites ---
@@ -147,7 +158,7 @@ class DeprecatedCudaAmp(Rule):
             return
         self._reported.add(id(func))
         head = (dotted_name(func) or "").split(".")[0]
-        if self._group_of(head) is not None or _compat(self.ctx.stack):
+        if self._group_of(head) is not None or self._compat(func):
             return  # reported with its import, or compatibility code
         name, device = OLD[qual]
         fix, why = None, self._too_old(name)
@@ -178,7 +189,7 @@ class DeprecatedCudaAmp(Rule):
         if qual not in OLD or _passive(self.ctx.stack):
             return
         head = (dotted_name(node) or "").split(".")[0]
-        if self._group_of(head) is not None or _compat(self.ctx.stack):
+        if self._group_of(head) is not None or self._compat(node):
             return
         self._reported.add(id(node))
         name, device = OLD[qual]
@@ -239,56 +250,42 @@ class DeprecatedCudaAmp(Rule):
     def _collect_groups(self) -> dict[int, _Group]:
         """Imports of deprecated AMP names that bind a name the file keeps (first binding wins)."""
         groups: dict[int, _Group] = {}
-        if not self._may_have_groups():
-            return groups
-        for stmt, line, stack in _imports(self.ctx.module):
-            bound = _bound(stmt)
+        for stmt in {id(stmt): stmt for stmt, _ in self.ctx.imports.origins.values()}.values():
+            bound = _bound(stmt).aliases
             ours = {local: full for local, full in bound.items() if full in OLD or full in OLD_MODULES}
-            if not ours:
-                continue
-            if any(self.ctx.imports.origins.get(local, (None,))[0] is not stmt for local in ours):
-                continue  # another binding of the name wins
-            group = _Group(stmt, line, ours)
-            if _compat(stack):
+            if not ours or any(self.ctx.imports.origins[local][0] is not stmt for local in ours):
+                continue  # nothing deprecated, or another binding of a name wins
+            group = _Group(stmt, self.ctx.model.tree.parent(stmt), ours)
+            if self._compat(stmt):
                 group.blocked = "compat"
             elif isinstance(stmt, cst.ImportFrom) and len(ours) != len(bound):
                 group.blocked = "the import also binds names that `torch.amp` does not have"
             groups[id(stmt)] = group
-        if groups:
-            self._collect_uses(groups)
         return groups
 
-    def _may_have_groups(self) -> bool:
-        """Whether some import that wins a binding binds a deprecated name: else no import makes a group."""
-        seen: set[int] = set()
-        for stmt, _ in self.ctx.imports.origins.values():
-            if id(stmt) not in seen:
-                seen.add(id(stmt))
-                if any(full in OLD or full in OLD_MODULES for full in _bound(stmt).values()):
-                    return True
-        return False
-
     def _collect_uses(self, groups: dict[int, _Group]) -> None:
+        """Every loaded name that a group binds (by its spelling, wherever it is read)."""
         by_local = {local: g for g in groups.values() for local in g.locals}
-        for node, stack in _names(self.ctx.module):
+        parent_of = self.ctx.model.tree.parent
+        for node in self._names:
             group = by_local.get(node.value)
             if group is None or group.blocked == "compat":
                 continue
             full = group.locals[node.value]
-            parent = stack[-2]
+            parent = parent_of(node)
             site: cst.CSTNode = node
             if full in OLD_MODULES:
                 if not (isinstance(parent, cst.Attribute) and parent.value is node):
                     group.uses.append((node, None, "", ""))
                     continue
                 full = f"{full}.{parent.attr.value}"
-                site, parent = parent, stack[-3]
+                site, parent = parent, parent_of(parent)
             call = parent if isinstance(parent, cst.Call) and parent.func is site else None
             decorated = isinstance(parent, cst.Decorator) and parent.decorator is site
             if full not in OLD or (call is None and not decorated):
                 group.uses.append((site, None, "", ""))
                 continue
-            if _compat(stack):
+            if self._compat(site):
                 group.blocked = "a use lies in compatibility code"
             group.uses.append((site, call, *OLD[full]))
 
@@ -308,8 +305,9 @@ class DeprecatedCudaAmp(Rule):
             why = "the arguments of a call cannot be mapped automatically"
         why = self._withheld(why)
         suffix = f" ({why})" if why else ""
+        origins = _bound(group.stmt).origins
         for local, full in group.locals.items():
-            alias = _alias_node(group.stmt, local)
+            alias = origins[local][1]
             label = f"`{full}`" if full in OLD else f"module `{full}`"
             text = f"Import of deprecated {label}; import from `torch.amp` and pass the device type{suffix}"
             self.reports.append(RawFinding(self, alias, text, fix, group.line))
@@ -317,7 +315,7 @@ class DeprecatedCudaAmp(Rule):
             if not name:
                 continue
             qual = f"{'torch.' + device}.amp.{name}"
-            stmt = _statement_of(self.ctx.module, site)
+            stmt = self.ctx.model.tree.statement(site)
             self.reports.append(RawFinding(self, site, self._message(qual, name, device, why), fix, stmt))
 
     def _group_fix(self, group: _Group) -> Fix | None:
@@ -328,6 +326,14 @@ class DeprecatedCudaAmp(Rule):
                 return None
             edits.append(Replace(call if call is not None else site, new))
         return Fix("Import the AMP APIs from `torch.amp`", FixSafety.SAFE, tuple(edits))
+
+    def _compat(self, node: cst.CSTNode) -> bool:
+        """Compatibility code: a guarded branch, or code after `if <version test>: return ...` in a block."""
+        model = self.ctx.model
+        if compat_guard(model.tree.path(node)) is not None:
+            return True
+        guards = model.flow.early_exits(node, terminal_calls=False)
+        return any(isinstance(g, cst.If) and is_version_test(g.test) for g in guards)
 
 
 # --- rewriting ---
@@ -428,29 +434,6 @@ def _new_import(stmt: cst.Import | cst.ImportFrom, ours: dict[str, str]) -> cst.
 # --- tree helpers ---
 
 
-def _compat(stack: list[cst.CSTNode]) -> bool:
-    """Compatibility code: a guarded branch, or code after `if <version test>: return ...` in a block."""
-    if compat_guard(stack) is not None:
-        return True
-    for outer, inner in zip(stack, stack[1:]):
-        body = getattr(outer, "body", None) if isinstance(outer, (cst.Module, cst.IndentedBlock)) else None
-        if not isinstance(body, (list, tuple)):
-            continue
-        for stmt in body:
-            if stmt is inner:
-                break
-            if isinstance(stmt, cst.If) and is_version_test(stmt.test) and _exits(stmt.body):
-                return True
-    return False
-
-
-def _exits(block: cst.BaseSuite) -> bool:
-    last = block.body[-1] if block.body else None
-    if isinstance(last, cst.SimpleStatementLine):
-        last = last.body[-1]
-    return isinstance(last, (cst.Return, cst.Raise, cst.Continue, cst.Break))
-
-
 def _passive(stack: list[cst.CSTNode]) -> bool:
     """Inside an annotation, an import, or an `isinstance`/`issubclass` test."""
     for node, child in zip(stack, stack[1:]):
@@ -462,99 +445,8 @@ def _passive(stack: list[cst.CSTNode]) -> bool:
     return False
 
 
-def _bound(stmt: cst.Import | cst.ImportFrom) -> dict[str, str]:
-    """Local name -> qualified name for each alias of an import (`import a.b` without `as` binds `a`)."""
-    out: dict[str, str] = {}
-    if isinstance(stmt, cst.Import):
-        for alias in stmt.names:
-            full = dotted_name(alias.name) or ""
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                out[alias.asname.name.value] = full
-            else:
-                out[full.split(".")[0]] = full.split(".")[0]
-        return out
-    if stmt.relative or isinstance(stmt.names, cst.ImportStar) or stmt.module is None:
-        return out
-    module = dotted_name(stmt.module) or ""
-    for alias in stmt.names:
-        name = dotted_name(alias.name) or ""
-        asname = alias.asname.name if alias.asname is not None else None
-        local = asname.value if isinstance(asname, cst.Name) else name
-        out[local] = f"{module}.{name}"
-    return out
-
-
-def _alias_node(stmt: cst.Import | cst.ImportFrom, local: str) -> cst.CSTNode:
-    names = stmt.names if not isinstance(stmt.names, cst.ImportStar) else ()
-    for alias in names:
-        asname = alias.asname.name if alias.asname is not None else None
-        if isinstance(asname, cst.Name) and asname.value == local:
-            return alias
-        if asname is None and (dotted_name(alias.name) or "").split(".")[-1] == local:
-            return alias
-    return stmt
-
-
-def _imports(module: cst.Module) -> Iterator[tuple[cst.Import | cst.ImportFrom, cst.CSTNode, list[cst.CSTNode]]]:
-    """Every import statement with its line and the stack of statements around it."""
-    return _walk_imports(module, [])
-
-
-def _walk_imports(
-    node: cst.CSTNode, stack: list[cst.CSTNode]
-) -> Iterator[tuple[cst.Import | cst.ImportFrom, cst.CSTNode, list[cst.CSTNode]]]:
-    stack.append(node)
-    if isinstance(node, cst.SimpleStatementLine):
-        for small in node.body:
-            if isinstance(small, (cst.Import, cst.ImportFrom)):
-                yield small, node, [*stack, small]
-    else:
-        for child in children(node):
-            if isinstance(child, STATEMENT_PARTS):
-                yield from _walk_imports(child, stack)
-    stack.pop()
-
-
-def _names(module: cst.Module) -> Iterator[tuple[cst.Name, list[cst.CSTNode]]]:
-    """Every loaded Name outside imports, attribute names and keywords, with its ancestors."""
-    return _walk_names(module, [])
-
-
-def _walk_names(node: cst.CSTNode, stack: list[cst.CSTNode]) -> Iterator[tuple[cst.Name, list[cst.CSTNode]]]:
-    if isinstance(node, (cst.Import, cst.ImportFrom)):
-        return
-    stack.append(node)
-    if isinstance(node, cst.Name):
-        parent = stack[-2] if len(stack) > 1 else None
-        skip = (
-            (isinstance(parent, cst.Attribute) and parent.attr is node)
-            or (isinstance(parent, cst.Arg) and parent.keyword is node)
-            or (isinstance(parent, (cst.FunctionDef, cst.ClassDef)) and parent.name is node)
-            or (isinstance(parent, cst.Param) and parent.name is node)
-        )
-        if not skip:
-            yield node, list(stack)
-    for child in children(node):
-        yield from _walk_names(child, stack)
-    stack.pop()
-
-
-_MISSING = object()
-
-
-def _statement_of(module: cst.Module, target: cst.CSTNode) -> cst.CSTNode | None:
-    """The innermost statement that holds `target`."""
-    found = _find_statement(module, target, None)
-    return None if found is _MISSING else found  # type: ignore[return-value]
-
-
-def _find_statement(node: cst.CSTNode, target: cst.CSTNode, stmt: cst.CSTNode | None) -> object:
-    if isinstance(node, cst.BaseStatement):
-        stmt = node
-    if node is target:
-        return stmt
-    for child in children(node):
-        found = _find_statement(child, target, stmt)
-        if found is not _MISSING:
-            return found
-    return _MISSING
+def _bound(stmt: cst.Import | cst.ImportFrom) -> ImportMap:
+    """The names that one import statement binds."""
+    bound = ImportMap()
+    bound.add(stmt)
+    return bound
