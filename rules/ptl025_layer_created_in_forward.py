@@ -50,16 +50,16 @@ class LayerCreatedInForward(Rule):
         def __init__(self):
             super().__init__()
             self.body = nn.Linear(16, 32)
-            self._ptl_0 = nn.Linear(32, 10)
+            self.linear = nn.Linear(32, 10)
 
         def forward(self, x):
-            return self._ptl_0(torch.relu(self.body(x)))
+            return self.linear(torch.relu(self.body(x)))
     ```
 
     ## Fix safety
-    Unsafe: the layer moves to the end of `__init__` (as `self._ptl_<n>`, or under its own
-    `self.` name), so it is built once, registered, trained and saved. That changes the
-    parameters, the `state_dict` keys and the random-number stream of the model. The fix applies
+    Unsafe: the layer moves to the end of `__init__` (named after the local it was assigned to or
+    after its class, such as `self.linear`, numbered when taken; or under its own `self.` name), so
+    it is built once, registered, trained and saved. That changes the parameters, the `state_dict` keys and the random-number stream of the model. The fix applies
     only when the layer's arguments are constants or `self.` attributes and the layer is not
     built in a loop; a layer whose size depends on the input is reported without a fix (consider
     `nn.LazyLinear`).
@@ -104,7 +104,6 @@ class LayerCreatedInForward(Rule):
             return
         init = info.methods.get("__init__")
         taken: set[str] | None = None
-        counter = 0
         for call, layer in candidates:
             chain = list(takewhile(lambda anc: anc is not node.body, tree.ancestors(call)))
             assign = next((a for a in chain if isinstance(a, (cst.Assign, cst.AnnAssign))), None)
@@ -120,10 +119,8 @@ class LayerCreatedInForward(Rule):
             fix = None
             if init is not None and not any(isinstance(a, LOOPS) for a in chain) and self._constant_args(call):
                 if taken is None:
-                    taken = self._self_attrs(info.node)
-                while f"_ptl_{counter}" in taken:
-                    counter += 1
-                attr = f"_ptl_{counter}"
+                    taken = self._self_attrs(info.node) | set(info.methods) | MODULE_ATTRS
+                attr = _attr_name(call, chain, layer, taken)
                 taken.add(attr)
                 stmt = cst.parse_statement(f"self.{attr} = {cst.Module([]).code_for_node(call)}")
                 edits = (Replace(call, cst.parse_expression(f"self.{attr}")), InsertAfter(init.body.body[-1], (stmt,)))  # type: ignore[union-attr]
@@ -173,6 +170,34 @@ class LayerCreatedInForward(Rule):
             for n in self.ctx.model.tree.below(cls, cst.Attribute)
             if dotted_name(n.value) == "self"  # type: ignore[attr-defined]
         }
+
+
+# Attributes every nn.Module has: a new layer must not shadow them.
+MODULE_ATTRS = {
+    "training", "forward", "train", "eval", "to", "cuda", "cpu", "half", "float", "double", "type", "apply",
+    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children", "modules",
+    "named_modules", "state_dict", "load_state_dict", "zero_grad", "register_buffer", "register_parameter",
+    "register_module", "add_module", "get_submodule", "requires_grad_", "extra_repr", "dump_patches",
+}
+
+
+def _attr_name(call: cst.Call, chain: list[cst.CSTNode], layer: str, taken: set[str]) -> str:
+    """A readable, unused `self.` name for the layer: the local it was assigned to (`head = nn.Linear(...)`),
+    else its class in snake case (`linear`, `multihead_attention`), numbered when taken."""
+    base = ""
+    assign = chain[0] if chain and isinstance(chain[0], cst.Assign) else None
+    if assign is not None and assign.value is call and len(assign.targets) == 1:
+        target = assign.targets[0].target
+        if isinstance(target, cst.Name) and not target.value.startswith("_"):
+            base = target.value
+    if not base or base in taken:
+        name = layer.rsplit(".", 1)[-1]
+        base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    attr, n = base, 1
+    while attr in taken:
+        n += 1
+        attr = f"{base}_{n}"
+    return attr
 
 
 def _constant(node: cst.BaseExpression) -> bool:

@@ -47,9 +47,10 @@ class Net(nn.Module):
         return nn.Linear(4, 4)(nn.Linear(4, 4)(self._ptl_0(x)))
 """
     result = lint_text(text, "net.py", [RULES["PTL025"]], fix=True, unsafe=True)
-    assert "self._ptl_1 = nn.Linear(4, 4)" in result.text
-    assert "self._ptl_2 = nn.Linear(4, 4)" in result.text
-    assert "return self._ptl_2(self._ptl_1(self._ptl_0(x)))" in result.text or "return self._ptl_1(self._ptl_2(self._ptl_0(x)))" in result.text
+    assert "self.linear = nn.Linear(4, 4)" in result.text
+    assert "self.linear_2 = nn.Linear(4, 4)" in result.text
+    assert "return self.linear_2(self.linear(self._ptl_0(x)))" in result.text or "return self.linear(self.linear_2(self._ptl_0(x)))" in result.text
+    assert "self._ptl_1" not in result.text and "self._ptl_2" not in result.text
     again = lint_text(result.text, "net.py", [RULES["PTL025"]], fix=True, unsafe=True)
     assert again.text == result.text and not again.findings
 
@@ -66,3 +67,27 @@ def test_zero_grad_fix_for_two_optimizers_is_stable() -> None:
     assert "opt_d.zero_grad()" in result.text and "opt_g.zero_grad()" in result.text
     again = lint_text(result.text, "gan.py", [RULES["PTL021"]], fix=True, unsafe=True)
     assert again.text == result.text and not again.findings
+
+
+def test_layer_names_never_shadow_module_attributes_or_methods() -> None:
+    text = """import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Identity()
+
+    def head(self, x):
+        return x
+
+    def forward(self, x):
+        head = nn.Linear(4, 4)
+        train = nn.LSTM(4, 4)
+        return head(self.linear(x)), train(x), nn.GRUCell(4, 4)(x)
+"""
+    result = lint_text(text, "net.py", [RULES["PTL025"]], fix=True, unsafe=True)
+    assert "self.linear_2 = nn.Linear(4, 4)" in result.text  # `head` is a method, `linear` is taken
+    assert "self.lstm = nn.LSTM(4, 4)" in result.text  # `train` is nn.Module's
+    assert "self.gru_cell = nn.GRUCell(4, 4)" in result.text
+    assert "_ptl_" not in result.text
