@@ -45,7 +45,7 @@ GUARDS = (
 )
 UNGUARDED_FIELDS = {"test", "iter", "target", "left", "subject"}
 SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
-SAVED = "_ptl_was_training"
+SAVED = "was_training"
 
 Chain = tuple[cst.CSTNode, ...]
 # A node, the ids of the guarded branches around it, its enclosing block statements, its innermost loop (0: none).
@@ -152,8 +152,8 @@ class MissingEvalMode(Rule):
 
     ## Fix safety
     Unsafe: it changes what the code computes. Before the outermost `no_grad` block it inserts
-    `_ptl_was_training = model.training` and `model.eval()`, and after the block
-    `model.train(_ptl_was_training)`. In a decorated or validation-named function the two
+    `was_training = model.training` and `model.eval()`, and after the block
+    `model.train(was_training)`. In a decorated or validation-named function the two
     statements go at the start of the body and the restore goes at the end (before a final `return`
     that does not use the model). Where the block or function can leave early (`return`, `yield`,
     `break`, `continue`), or the model is built or put in training mode inside it, only
@@ -528,11 +528,13 @@ class MissingEvalMode(Rule):
         return _fix(spelling, (InsertBefore(first, before), exit_edit(stmts[-1], restore)))
 
     def _var(self, block: cst.CSTNode, scope: cst.CSTNode) -> str:
-        """`_ptl_was_training`, numbered when the block already saves the mode of another module."""
+        """`was_training`, numbered when the block already saves the mode of another module or the
+        scope already uses that name."""
         taken = self._vars.setdefault(id(block), set())
         facts = self._info(scope, deep=True).facts
+        code = self.ctx.module.code_for_node(scope)
         name, n = SAVED, 1
-        while name in taken or facts.bindings_of(name):
+        while name in taken or facts.bindings_of(name) or re.search(rf"\b{name}\b", code):
             n += 1
             name = f"{SAVED}_{n}"
         taken.add(name)
