@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 import libcst as cst
 
 from ptlint.facts.guards import compat_guard
-from ptlint.facts.walk import children, iter_nodes
 from ptlint.fixes import add_import, remove_unused_import
 from ptlint.rule import Edit, Fix, FixSafety, RawFinding, Replace, Rule
+from ptlint.semantic.flow import is_false, is_true
 
 if TYPE_CHECKING:
     from ptlint.context import Context
@@ -26,9 +26,6 @@ ATOMS = (
 TIGHT_PARENTS = (
     cst.Attribute, cst.Subscript, cst.Call, cst.BinaryOperation, cst.UnaryOperation, cst.Comparison,
     cst.BooleanOperation, cst.Await,
-)
-STATEMENT_PARTS = (
-    cst.BaseStatement, cst.BaseSuite, cst.BaseSmallStatement, cst.ExceptHandler, cst.Else, cst.Finally,
 )
 # Words in the binding of a name that show it may carry gradient history.
 GRAD_ATTRS = {"requires_grad", "requires_grad_", "grad_fn"}
@@ -130,7 +127,7 @@ class DeprecatedVariable(Rule):
             return  # a package may re-export it
         for local, full in self.ctx.imports.aliases.items():
             origin = self.ctx.imports.origins.get(local)
-            if full not in VARIABLE or origin is None or _in_compat(self.ctx.module, origin[0]):
+            if full not in VARIABLE or origin is None or compat_guard(self.ctx.model.tree.path(origin[0])) is not None:
                 continue
             removal = remove_unused_import(self.ctx, local, ())
             if removal:
@@ -183,15 +180,15 @@ class DeprecatedVariable(Rule):
         if "data" not in args:
             return None, FixSafety.NONE, "fix withheld: no data; use `torch.empty(0)`"
         volatile = args.get("volatile")
-        if volatile is not None and not _is_false(volatile.value) and not self.ctx.in_no_grad():
+        if volatile is not None and not is_false(volatile.value) and not self.ctx.in_no_grad():
             return None, FixSafety.NONE, "fix withheld: resolve the ignored `volatile` flag first (PTL040)"
         data = args["data"].value
         flag = args.get("requires_grad")
-        if flag is None or _is_false(flag.value):
+        if flag is None or is_false(flag.value):
             if self._may_carry_history(data):
                 return _method(data, "detach", None), FixSafety.SAFE, ""
             return self._bare(data), FixSafety.SAFE, ""
-        value = None if _is_true(flag.value) else flag.value
+        value = None if is_true(flag.value) else flag.value
         if not self._fresh(data):
             data = _method(data, "detach", None)
         return _method(data, "requires_grad_", value), FixSafety.SAFE, ""
@@ -253,10 +250,7 @@ class DeprecatedVariable(Rule):
             return False
         if isinstance(value, cst.Call) and self.ctx.is_module_expr(value.func):
             return True
-        for node in iter_nodes(value):
-            if isinstance(node, cst.Name) and node.value in GRAD_ATTRS:
-                return True
-        return False
+        return any(n.value in GRAD_ATTRS for n in self.ctx.model.tree.below(value, cst.Name, scopes=False))  # type: ignore[attr-defined]
 
     def _tensor_class(self) -> tuple[cst.BaseExpression, tuple[Edit, ...]]:
         local = next((k for k, v in self.ctx.imports.aliases.items() if v == "torch"), None)
@@ -270,14 +264,6 @@ class DeprecatedVariable(Rule):
             if full in VARIABLE:
                 return local
         return None
-
-
-def _is_false(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"
-
-
-def _is_true(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"
 
 
 def _is_atom(expr: cst.BaseExpression) -> bool:
@@ -304,20 +290,3 @@ def _isinstance_class(stack: list[cst.CSTNode]) -> bool:
             return len(node.args) == 2 and child is node.args[1]
     return False
 
-
-def _in_compat(module: cst.Module, target: cst.CSTNode) -> bool:
-    """Whether an import statement lies in compatibility code (try/except ImportError, version branches)."""
-    return bool(_compat_walk(module, target, []))
-
-
-def _compat_walk(node: cst.CSTNode, target: cst.CSTNode, stack: list[cst.CSTNode]) -> bool | None:
-    stack.append(node)
-    if node is target:
-        return compat_guard(stack) is not None
-    for child in children(node):
-        if isinstance(child, STATEMENT_PARTS):
-            found = _compat_walk(child, target, stack)
-            if found is not None:
-                return found
-    stack.pop()
-    return None
