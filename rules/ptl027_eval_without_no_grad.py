@@ -74,6 +74,7 @@ class EvalWithoutNoGrad(Rule):
     message = "Evaluation runs the model with gradients on; wrap it in `torch.no_grad()`"
     fix_safety = FixSafety.UNSAFE
     severity = "warning"
+    fix_first = True  # its `@torch.no_grad()` decides whether other fixes (`.detach()`) are needed
     triggers = ("eval", "val", "predict", "test", "infer")
     contract = "E0"
 
