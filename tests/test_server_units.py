@@ -245,3 +245,15 @@ def test_server_without_pygls_says_how_to_install(tmp_path: Path):
     assert result.returncode == 2
     assert "pip install 'ptlint[server]'" in result.stderr
     assert result.stdout == ""
+
+
+def test_crlf_file_positions_and_edits(tmp_path: Path):
+    text = TRAIN.replace("\n", "\r\n")
+    lint = lint_python("file:///t.py", text, 1, tmp_path / "t.py", "t.py", Settings(root=tmp_path))
+    forward = lint.problems[0]
+    assert (forward.finding.start.line, forward.finding.start.column) == (5, 9)
+    fixed = lint.fix_texts(forward)
+    assert fixed is not None
+    assert E.diff(text, fixed["file:///t.py"]) == [((4, 13), (4, 21), "")]
+    noqa = lint.noqa_texts(forward)
+    assert noqa is not None and "y = model.forward(x)  # noqa: PTL030\r\n" in noqa["file:///t.py"]
