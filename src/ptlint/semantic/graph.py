@@ -200,10 +200,8 @@ class Graph:
             if last in NON_GRAPH_TORCH or last.endswith("_like"):
                 return Carry.NO
             return self._args(call)
-        if isinstance(func, cst.Name) and self.m.names.is_builtin(func):
-            if func.value in NON_GRAPH_BUILTINS:
-                return Carry.NO
-            return self._args(call) if func.value == "sum" else min(self._args(call), Carry.MAYBE)
+        if isinstance(func, cst.Name) and func.value in NON_GRAPH_BUILTINS | {"sum"} and self.m.names.is_builtin(func):
+            return self._args(call) if func.value == "sum" else Carry.NO
         if self.runs_model(call):
             return Carry.YES
         if self.m.torch.is_loss_function(func) or self.frozen(func):
@@ -600,7 +598,8 @@ def _up_to_statement(parent_of: Callable[[cst.CSTNode], cst.CSTNode | None], nod
 def _stops(child: cst.CSTNode, parent: cst.CSTNode) -> bool:
     """Whether `parent` turns its operand `child` into something without a graph."""
     if isinstance(parent, cst.Attribute) and parent.value is child:
-        return parent.attr.value in NON_GRAPH_ATTRS or parent.attr.value in NON_GRAPH_METHODS
+        attr = parent.attr.value
+        return attr in NON_GRAPH_ATTRS or (attr in NON_GRAPH_METHODS and attr not in BACKWARD_METHODS)
     if isinstance(parent, (cst.Comparison, cst.FormattedStringExpression)):
         return True
     func = parent.func if isinstance(parent, cst.Call) else None

@@ -56,8 +56,14 @@ class Names:
         return module[0] if len(module) == 1 else None
 
     def is_builtin(self, name: cst.Name) -> bool:
-        """Whether `name` means the builtin it spells: nothing in its function or the module binds or imports it."""
-        return not self.facts_at(name).bindings_of(name.value) and not self.facts(self.tree.module).bindings_of(name.value)
+        """Whether `name` means the builtin it spells: neither its function, nor an enclosing one, nor the
+        module binds or imports it."""
+        scope = self.tree.scope(name)
+        while not self.facts(scope).bindings_of(name.value):
+            if scope is self.tree.module:
+                return True
+            scope = self.tree.scope(scope)
+        return False
 
     def value(self, name: cst.Name) -> cst.CSTNode | None:
         """The value assigned to `name` (tuple unpacking included): its reaching binding, or a global's only one."""

@@ -16,6 +16,7 @@ from ptlint.facts.imports import dotted_name
 from ptlint.semantic.flow import is_false
 
 if TYPE_CHECKING:
+    from ptlint.facts.dataflow import Binding
     from ptlint.semantic import Model
 
 
@@ -272,7 +273,7 @@ class TorchFacts:
         """What a callee names: the value bound to a name (a function's `def`), or for `self.x` the last value
         `__init__` assigns to it, else the method `x` of the class."""
         if isinstance(expr, cst.Name):
-            b = self.m.binding(expr) or self.m.names.free_binding(expr)
+            b = self._visible(expr)
             if b is None:
                 return None
             return b.bound_value() if b.kind == "assign" else b.value if b.kind == "def" else None
@@ -283,6 +284,17 @@ class TorchFacts:
             info = self.m.class_info(expr)
             return info.methods.get(expr.attr.value) if info is not None else None
         return None
+
+    def _visible(self, name: cst.Name) -> Binding | None:
+        """The binding `name` means where it stands: its own scope's, else (a closure) the one that reaches
+        the nested function in an enclosing scope, else a module global's only binding."""
+        m = self.m
+        b = m.binding(name)
+        scope = m.tree.scope(name)
+        while b is None and scope is not m.tree.module:
+            scope = m.tree.scope(scope)
+            b = m.names.reaching_at(name.value, name, scope)
+        return b or m.names.free_binding(name)
 
     def returns_values(self, func: cst.FunctionDef) -> bool:
         """Every `return` of `func` gives a Python value: a number, `.item()`, `.tolist()`, `.detach()`, `float()`."""
