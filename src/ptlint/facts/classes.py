@@ -26,6 +26,8 @@ LIGHTNING_BASES = {
 }
 # Layers whose behaviour depends on train/eval mode.
 MODE_LAYER_WORDS = ("Dropout", "BatchNorm", "InstanceNorm", "SyncBatchNorm", "AlphaDropout", "RReLU", "Transformer")
+# Layers with dropout only when given one: `dropout=`, or the sixth positional argument of an RNN.
+OPTIONAL_DROPOUT = ("RNN", "LSTM", "GRU", "MultiheadAttention")
 
 
 @dataclass
@@ -90,7 +92,7 @@ def _mentions_mode_layers(node: cst.ClassDef, imports: ImportMap) -> bool:
         if isinstance(sub, cst.Call):
             q = imports.resolve(sub.func) or ""
             name = dotted_name(sub.func) or ""
-            if any(w in q or w in name for w in MODE_LAYER_WORDS):
+            if any(w in q or w in name for w in MODE_LAYER_WORDS) or mode_layer(name, sub):
                 return True
             if not q and name[:1].isupper():
                 # An unknown class may hide dropout or normalization.
@@ -100,3 +102,13 @@ def _mentions_mode_layers(node: cst.ClassDef, imports: ImportMap) -> bool:
         elif isinstance(sub, cst.Name) and sub.value in ("dropout", "training", "train"):
             return True
     return False
+
+
+def mode_layer(name: str, call: cst.Call) -> bool:
+    """Whether the layer `name` that `call` builds behaves differently in training mode."""
+    if any(w in name for w in MODE_LAYER_WORDS):
+        return True
+    if not any(w in name for w in OPTIONAL_DROPOUT):
+        return False
+    positional = [a for a in call.args if a.keyword is None]
+    return len(positional) >= 6 or any(a.keyword is not None and a.keyword.value == "dropout" for a in call.args)

@@ -6,6 +6,7 @@ and gives the same answer wherever the engine's walk is. Rules reach it as `self
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import libcst as cst
@@ -25,7 +26,11 @@ __all__ = ["Model", "Kind", "Carry", "Binding", "Use", "ScopeFacts"]
 
 
 class Model:
-    """Every fact about one file that more than one rule needs."""
+    """Every fact about one file that more than one rule needs.
+
+    Its parts hold it through a weak proxy: no reference cycle keeps a tree alive once a file is done
+    (automatic GC is off while files are checked).
+    """
 
     def __init__(self, module: cst.Module, imports: ImportMap) -> None:
         self.module = module
@@ -74,14 +79,14 @@ class Model:
     @property
     def torch(self) -> TorchFacts:
         if self._torch is None:
-            self._torch = TorchFacts(self)
+            self._torch = TorchFacts(weakref.proxy(self))
         return self._torch
 
     @property
     def graph(self) -> Graph:
         """Which values carry an autograd graph (see semantic/graph.py)."""
         if self._graph is None:
-            self._graph = Graph(self)
+            self._graph = Graph(weakref.proxy(self))
         return self._graph
 
     @property

@@ -132,7 +132,12 @@ class Flow:
         if not tree.precedes(a, b) or tree.scope(a) is not tree.scope(b):
             return False
         common = self.common_ancestor(a, b)
-        return common is not None and not self.conditional_between(common, a)
+        if common is None:
+            return False
+        fields = _CONDITIONAL.get(type(common))  # `a` in one branch of the `if` that holds `b` in the other
+        if fields and any(_holds(getattr(common, f, None), tree.child_on_path(common, a)) for f in fields):
+            return False
+        return not self.conditional_between(common, a)
 
     def common_ancestor(self, a: cst.CSTNode, b: cst.CSTNode) -> cst.CSTNode | None:
         seen = {id(n) for n in (a, *self.tree.ancestors(a))}
@@ -158,6 +163,22 @@ class Flow:
         if isinstance(common, cst.Match):
             return False
         return True
+
+    def exit_points(self, func: cst.FunctionDef) -> list[cst.CSTNode]:
+        """The `return` and `yield` nodes of `func`'s body, in source order (nested scopes left out)."""
+        return self.tree.below(func.body, (cst.Return, cst.Yield), scopes=False)
+
+    def leaves_early(self, node: cst.CSTNode) -> bool:
+        """Whether control can leave `node` before its end: a `return` or `yield` in it, or a `break` or
+        `continue` of a loop that is not inside it (nested scopes left out; an exception is not counted)."""
+        tree = self.tree
+        for jump in tree.below(node, (cst.Return, cst.Yield, cst.Break, cst.Continue), scopes=False):
+            if isinstance(jump, (cst.Return, cst.Yield)):
+                return True
+            loop = tree.enclosing(jump, (cst.For, cst.While))
+            if loop is None or loop is node or not tree.contains(node, loop):
+                return True
+        return False
 
 
 def _holds(value: object, child: cst.CSTNode) -> bool:

@@ -55,6 +55,24 @@ class Names:
         module = self.facts(self.tree.module).bindings_of(name.value)
         return module[0] if len(module) == 1 else None
 
+    def outer_binding(self, name: str, scope: cst.CSTNode) -> Binding | None:
+        """What a name free in the function `scope` means when the function runs: the last binding of it in
+        the nearest enclosing function that binds it (a closure), else the module's last binding."""
+        if scope is self.tree.module:
+            return None
+        for outer in self.tree.ancestors(scope):
+            if isinstance(outer, cst.FunctionDef):
+                binds = self.facts(outer).bindings_of(name)
+                if binds:
+                    return binds[-1]
+        binds = self.facts(self.tree.module).bindings_of(name)
+        return binds[-1] if binds else None
+
+    def lookup(self, name: cst.Name) -> Binding | None:
+        """The binding `name` refers to: the one that reaches it in its own scope, else (a free name) the
+        enclosing function's or the module's (see `outer_binding`)."""
+        return self.binding(name) or self.outer_binding(name.value, self.tree.scope(name))
+
     def is_builtin(self, name: cst.Name) -> bool:
         """Whether `name` means the builtin it spells: neither its function, nor an enclosing one, nor the
         module binds or imports it."""

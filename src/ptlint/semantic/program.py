@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import libcst as cst
 
 from ptlint.facts.walk import iter_nodes
 from ptlint.semantic.tree import Tree
+
+if TYPE_CHECKING:
+    from ptlint.semantic.names import Names
 
 
 def param_names(func: cst.FunctionDef) -> list[str]:
@@ -35,8 +40,9 @@ def argument_for(call: cst.Call, func: cst.FunctionDef, name: str, bound: bool =
 class Program:
     """Definitions and calls of one module, indexed once when first asked."""
 
-    def __init__(self, tree: Tree) -> None:
+    def __init__(self, tree: Tree, names: Callable[[], Names] | None = None) -> None:
         self.tree = tree
+        self._names = names  # the file's names, for what a called name means where it is called
         self._functions: dict[str, cst.FunctionDef] | None = None
         self._calls: dict[str, list[cst.Call]] | None = None
 
@@ -53,23 +59,38 @@ class Program:
         return self.functions().get(name)
 
     def method(self, cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
+        """The method `name` of `cls`: its last definition, the one the class keeps."""
         body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
-        return next((s for s in body if isinstance(s, cst.FunctionDef) and s.name.value == name), None)
+        found = None
+        for stmt in body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == name:
+                found = stmt
+        return found
 
     def callee(self, call: cst.Call) -> cst.FunctionDef | None:
-        """The function of this file that `call` runs: `helper(...)` or `self.helper(...)` in a method."""
+        """The function of this file that `call` runs: `helper(...)` (the function its name is bound to there:
+        a local or enclosing `def`, else the module's last), or `self.helper(...)` in a method."""
         func = call.func
         if isinstance(func, cst.Name) and func.value == "self":  # `self(x)` runs the class's `__call__`
             outer = self.tree.function(call)
             cls = self.tree.method_of(outer) if outer is not None else None
             return self.method(cls, "__call__") if cls is not None else None
         if isinstance(func, cst.Name):
-            return self.function(func.value)
+            return self._defined(func)
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
             outer = self.tree.function(call)
             cls = self.tree.method_of(outer) if outer is not None else None
             return self.method(cls, func.attr.value) if cls is not None else None
         return None
+
+    def _defined(self, name: cst.Name) -> cst.FunctionDef | None:
+        if self._names is None:
+            return self.function(name.value)
+        binding = self._names().lookup(name)
+        if binding is None:
+            return self.function(name.value) if self.tree.scope(name) is self.tree.module else None
+        value = binding.value if binding.kind == "def" else None
+        return value if isinstance(value, cst.FunctionDef) else None
 
     def call_sites(self, func: cst.FunctionDef) -> list[cst.Call]:
         """Calls in this file that run `func` (by its name, or `self.name` for a method)."""

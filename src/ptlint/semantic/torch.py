@@ -45,6 +45,13 @@ SET_GRAD_ENABLED = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled",
 # A project's own wrapper of no_grad/inference_mode (`@smart_inference_mode()`), known only by its name.
 NO_GRAD_WRAPPER_NAME = re.compile(r"(no_grad|inference_mode)$")
 LIGHTNING_EVAL_HOOKS = {"validation_step", "test_step", "predict_step"}
+# Calls that return the module they wrap (`DistributedDataParallel(m)`, `accelerator.unwrap_model(m)`).
+WRAPPER_SUFFIXES = ("DataParallel", "convert_sync_batchnorm", "unwrap_model")
+# What only code that needs gradients does: backward passes, gradient reads and hooks.
+NEEDS_GRAD_ATTRS = {"backward", "grad", "requires_grad_", "retain_grad", "step", "zero_grad", "manual_backward",
+                    "register_hook"}
+NEEDS_GRAD_NAMES = {"requires_grad", "enable_grad", "set_grad_enabled"}
+NEEDS_GRAD_CALLS = {"grad", "vjp", "jacobian", "hessian"}
 
 OPTIMIZER_NAME = re.compile(r"(optim|opt|optimizer|optimiser|solver)s?(_\w+)?$|^opt_|_opt$", re.I)
 OPTIMIZER_FACTORIES = ("timm.optim.create_optimizer", "timm.optim.create_optimizer_v2", "transformers.AdamW",
@@ -251,21 +258,35 @@ class TorchFacts:
         return bool(last) and bool(OPTIMIZER_NAME.search(last)) and "sched" not in last.lower()
 
     def unwrap(self, expr: cst.CSTNode) -> cst.CSTNode:
-        """The model inside `.module`, `.to(...)`/`.cuda()`, DDP/DataParallel wrappers and `torch.compile(...)`."""
+        """The model inside `.module`, `.to(...)`/`.cuda()`/`.eval()` chains, DDP/DataParallel/FSDP wrappers,
+        `torch.compile(m)`, `convert_sync_batchnorm(m)`, `accelerator.unwrap_model(m)`, `getattr(m, "module", m)`
+        and `m.module if c else m`."""
+        for _ in range(16):
+            inner = self.unwrap_once(expr)
+            if inner is None:
+                return expr
+            expr = inner
+        return expr
+
+    def unwrap_once(self, expr: cst.CSTNode) -> cst.CSTNode | None:
+        """`expr` with one wrapper less (see `unwrap`), or None when it wraps nothing."""
         from ptlint.facts.kinds import SELF_RETURNING
 
-        wrappers = ("torch.nn.parallel.DistributedDataParallel", "torch.nn.DataParallel", "torch.compile",
-                    "torch.nn.parallel.DataParallel", "torch.distributed.fsdp.FullyShardedDataParallel")
-        for _ in range(16):
-            if isinstance(expr, cst.Attribute) and expr.attr.value == "module":
-                expr = expr.value
-            elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in SELF_RETURNING:
-                expr = expr.func.value
-            elif isinstance(expr, cst.Call) and expr.args and (self.m.qualified_name(expr.func) or "") in wrappers:
-                expr = expr.args[0].value
-            else:
-                return expr
-        return expr
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "module":
+            return expr.value
+        if isinstance(expr, cst.IfExp):
+            body, orelse = dotted_name(self.unwrap(expr.body)), dotted_name(self.unwrap(expr.orelse))
+            return self.unwrap(expr.body) if body is not None and body == orelse else None
+        if not isinstance(expr, cst.Call):
+            return None
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in SELF_RETURNING:
+            return expr.func.value
+        if not expr.args or expr.args[0].keyword is not None:
+            return None
+        q = self.m.qualified_name(expr.func) or dotted_name(expr.func) or ""
+        if q == "torch.compile" or q.endswith(WRAPPER_SUFFIXES) or (q == "getattr" and len(expr.args) == 3):
+            return expr.args[0].value
+        return None
 
     # --- losses, tensors, scalars ---
 
@@ -446,8 +467,8 @@ class TorchFacts:
     def grad_disabled(self, node: cst.CSTNode) -> bool:
         """Whether `node` runs with gradients off: inside a no-grad `with` body or the body of
         `if not torch.is_grad_enabled():`, in a no-grad decorated function, a Lightning evaluation hook or a
-        function that this file only calls with gradients off, or after a `torch.set_grad_enabled(False)`
-        statement (before `node` in its function, anywhere at module level)."""
+        function that this file only calls with gradients off, or after a `torch.set_grad_enabled(False)` or
+        `stack.enter_context(torch.no_grad())` statement (before `node` in its function, anywhere at module level)."""
         tree = self.m.tree
         child = node
         for anc in tree.ancestors(node):
@@ -459,6 +480,20 @@ class TorchFacts:
                 return True
             child = anc
         return self._switched_off(node)
+
+    def needs_grad(self, node: cst.CSTNode) -> bool:
+        """Whether the code below `node` (nested functions included) needs gradients: a backward pass, an
+        optimizer step, `autograd.grad`/`vjp`/`jacobian`/`hessian`, `requires_grad`, `enable_grad`, hooks."""
+        for n in self.m.tree.below(node, (cst.Attribute, cst.Name, cst.Arg, cst.Call)):
+            if isinstance(n, cst.Attribute) and n.attr.value in NEEDS_GRAD_ATTRS:
+                return True
+            if isinstance(n, cst.Name) and n.value in NEEDS_GRAD_NAMES:
+                return True
+            if isinstance(n, cst.Arg) and n.keyword is not None and n.keyword.value == "requires_grad":
+                return True
+            if isinstance(n, cst.Call) and dotted_name(n.func) in NEEDS_GRAD_CALLS:
+                return True
+        return False
 
     def _function_off(self, func: cst.FunctionDef) -> bool:
         key = id(func)
@@ -479,8 +514,7 @@ class TorchFacts:
         if self._switches is None:
             self._switches = [
                 s for s in tree.of_type(cst.Expr)
-                if isinstance(s.value, cst.Call) and (self.m.qualified_name(s.value.func) or "") in SET_GRAD_ENABLED  # type: ignore[attr-defined]
-                and self.is_no_grad(s.value)  # type: ignore[attr-defined]
+                if isinstance(s.value, cst.Call) and self._switches_off(s.value)  # type: ignore[attr-defined]
             ]
         if not self._switches:
             return False
@@ -488,6 +522,16 @@ class TorchFacts:
         return any(
             (tree.scope(s) is scope and tree.precedes(s, node)) or (tree.scope(s) is tree.module and scope is not tree.module)
             for s in self._switches
+        )
+
+    def _switches_off(self, call: cst.Call) -> bool:
+        """`torch.set_grad_enabled(False)`, or `stack.enter_context(torch.no_grad())` on an `ExitStack`."""
+        if (self.m.qualified_name(call.func) or "") in SET_GRAD_ENABLED:
+            return self.is_no_grad(call)
+        func = call.func
+        return (
+            isinstance(func, cst.Attribute) and func.attr.value == "enter_context" and len(call.args) == 1
+            and self.is_no_grad(call.args[0].value)
         )
 
 
