@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
-from ptlint.facts.walk import iter_nodes
 from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
+from ptlint.semantic.flow import is_false, is_true
+from ptlint.semantic.tree import Tree
 
 if TYPE_CHECKING:
     from ptlint.context import Context
@@ -69,7 +70,6 @@ class VolatileFlag(Rule):
     message = "`volatile=True` is ignored since torch 0.4: gradients are tracked here; use `torch.no_grad()`"
     fix_safety = FixSafety.UNSAFE
     severity = "warning"
-    fix_first = True  # its `torch.no_grad()` decides whether other fixes (`.detach()`) are needed
     triggers = ("volatile", "Variable(")
     contract = "E2"
 
@@ -81,12 +81,12 @@ class VolatileFlag(Rule):
         if self.ctx.qualname(node.func) not in VARIABLE:
             return
         arg = _volatile_arg(node)
-        if arg is None or _is_false(arg.value) or self.ctx.in_no_grad():
+        if arg is None or is_false(arg.value) or self.ctx.in_no_grad():
             return
         if self.ctx.compat_guard() is not None:
             return
         fix, why = None, ""
-        if not _is_true(arg.value):
+        if not is_true(arg.value):
             why = "the flag is not a literal True"
         else:
             fix, why = self._fix(node)
@@ -103,17 +103,18 @@ class VolatileFlag(Rule):
         block = stack[stack.index(line) - 1]
         if not isinstance(block, (cst.IndentedBlock, cst.Module)):
             return None, "the statement is not in a block"
-        names = _assigned_names(line)
+        tree = self.ctx.model.tree
+        names = _assigned_names(line, tree)
         if not names:
             return None, "the value is not assigned to a name"
         body = list(block.body)
         start = next(i for i, s in enumerate(body) if s is line)
         rest = body[start:]
-        if not _uses_any(rest[1:], names):
+        if not any(n.value in names for s in rest[1:] for n in tree.below(s, cst.Name, scopes=False)):  # type: ignore[attr-defined]
             return None, "no later statement of the block uses the value"
-        if any(_computes_gradients(s) for s in rest[1:]):
+        if any(_computes_gradients(s, tree) for s in rest[1:]):
             return None, "the rest of the block computes gradients"
-        if any(isinstance(n, DEFINITIONS) for s in rest for n in (s, *iter_nodes(s))):
+        if any(isinstance(s, DEFINITIONS) or tree.below(s, DEFINITIONS, scopes=False) for s in rest):
             return None, "the rest of the block defines functions or classes"
         if isinstance(block, cst.Module) and any(_is_import_line(s) for s in rest):
             return None, "the rest of the module imports"
@@ -148,15 +149,7 @@ def _volatile_arg(call: cst.Call) -> cst.Arg | None:
     return None
 
 
-def _is_false(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"
-
-
-def _is_true(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"
-
-
-def _assigned_names(line: cst.SimpleStatementLine) -> set[str]:
+def _assigned_names(line: cst.SimpleStatementLine, tree: Tree) -> set[str]:
     names: set[str] = set()
     for small in line.body:
         targets: list[cst.BaseExpression] = []
@@ -165,18 +158,14 @@ def _assigned_names(line: cst.SimpleStatementLine) -> set[str]:
         elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
             targets = [small.target]
         for target in targets:
-            for node in (target, *iter_nodes(target)):
+            for node in (target, *tree.below(target, cst.Name, scopes=False)):
                 if isinstance(node, cst.Name):
                     names.add(node.value)
     return names
 
 
-def _uses_any(statements: list[cst.BaseStatement], names: set[str]) -> bool:
-    return any(isinstance(n, cst.Name) and n.value in names for s in statements for n in iter_nodes(s))
-
-
-def _computes_gradients(stmt: cst.CSTNode) -> bool:
-    for node in iter_nodes(stmt, enter_scopes=True):
+def _computes_gradients(stmt: cst.CSTNode, tree: Tree) -> bool:
+    for node in tree.below(stmt, (cst.Attribute, cst.Name)):
         if isinstance(node, cst.Attribute) and node.attr.value in GRAD_WORDS:
             return True
         if isinstance(node, cst.Name) and node.value in ("grad", "backward"):
