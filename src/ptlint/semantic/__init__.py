@@ -17,6 +17,7 @@ from ptlint.facts.imports import ImportMap
 from ptlint.facts.walk import iter_nodes
 from ptlint.semantic.flow import Flow
 from ptlint.semantic.graph import Carry, Graph
+from ptlint.semantic.modes import Modes
 from ptlint.semantic.names import Names
 from ptlint.semantic.program import Program
 from ptlint.semantic.torch import Kind, TorchFacts
@@ -40,6 +41,7 @@ class Model:
         self._flow: Flow | None = None
         self._program: Program | None = None
         self._torch: TorchFacts | None = None
+        self._modes: Modes | None = None
         self._graph: Graph | None = None
         self._classes: dict[str, ClassInfo] | None = None
         self._self_assigns: dict[int, dict[str, list[cst.CSTNode]]] = {}
@@ -73,7 +75,8 @@ class Model:
     @property
     def program(self) -> Program:
         if self._program is None:
-            self._program = Program(self.tree)
+            model = weakref.proxy(self)
+            self._program = Program(self.tree, lambda: model.names)
         return self._program
 
     @property
@@ -88,6 +91,13 @@ class Model:
         if self._graph is None:
             self._graph = Graph(weakref.proxy(self))
         return self._graph
+
+    @property
+    def modes(self) -> Modes:
+        """Train/eval mode of modules: mode calls, the object behind an expression, mode changes (semantic/modes.py)."""
+        if self._modes is None:
+            self._modes = Modes(weakref.proxy(self))
+        return self._modes
 
     @property
     def classes(self) -> dict[str, ClassInfo]:
