@@ -58,6 +58,16 @@ async def published(
         await asyncio.sleep(0.02)
 
 
+async def eventually(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    """Wait until `predicate()` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
 async def diagnostics_of(client: LanguageClient, uri: str, version: int | None = None) -> list[lsp.Diagnostic]:
     params = await published(client, uri, lambda p: version is None or p.version == version)
     return list(params.diagnostics)

@@ -29,6 +29,7 @@ from server_support import (  # noqa: E402
     codes,
     diagnostics_of,
     edits_for,
+    eventually,
     make_client,
     notebook_cell_uri,
     open_text,
@@ -100,10 +101,7 @@ def write(ws: Path, rel: str, text: str) -> tuple[Path, str]:
 
 async def test_initialize_advertises_features(client: LanguageClient):
     # The registration of the settings files to watch arrives after `initialized`.
-    for _ in range(500):
-        if client.ptlint_registrations:
-            break
-        await __import__("asyncio").sleep(0.02)
+    await eventually(lambda: bool(client.ptlint_registrations), "the server registers file watchers")
     methods = [r.method for p in client.ptlint_registrations for r in p.registrations]
     assert lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES in methods
 
