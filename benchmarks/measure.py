@@ -3,6 +3,8 @@
     python benchmarks/measure.py --repo /path/to/pytorch-image-models          # everything
     python benchmarks/measure.py --repo ... --no-torchfix                        # skip TorchFix
     python benchmarks/measure.py --quick --no-torchfix                           # a smoke run (CI)
+    python benchmarks/measure.py --compare-with /old/venv/bin/ptlint --repo A --repo B --large-file 20600
+                                     # before/after: cold runs of an older ptlint and this one, alternating
 
 Figures: TorchFix vs ptlint cold wall time on the repo (back to back: TorchFix, then ptlint with an
 empty cache, then ptlint warm), warm vs cold run, peak RSS (largest process and the sampled sum over
@@ -105,8 +107,8 @@ def ptlint_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ptlint"]
 
 
-def check_cmd(target: Path, jobs: int, cache: bool = True) -> list[str]:
-    cmd = ptlint_cmd() + ["check", str(target), "--select", "ALL", "--output-format", "concise", "--quiet",
+def check_cmd(target: Path, jobs: int, cache: bool = True, exe: list[str] | None = None) -> list[str]:
+    cmd = (exe or ptlint_cmd()) + ["check", str(target), "--select", "ALL", "--output-format", "concise", "--quiet",
                           "--exit-zero", "--jobs", str(jobs)]
     return cmd if cache else cmd + ["--no-cache"]
 
@@ -173,7 +175,13 @@ def compile_ptlint() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repo", type=Path, help="A real repository (pytorch-image-models for the bar).")
+    parser.add_argument("--repo", type=Path, action="append", default=[],
+                        help="A real repository (pytorch-image-models for the bar); repeat it with --compare-with.")
+    parser.add_argument("--compare-with", metavar="PTLINT",
+                        help="Another ptlint executable (an older version): print cold-run ratios against it instead.")
+    parser.add_argument("--rounds", type=int, default=3, help="With --compare-with: alternating runs of each (median).")
+    parser.add_argument("--large-file", type=int, metavar="FUNCTIONS",
+                        help="Also check one generated file of this many training functions (corpus.large_file).")
     parser.add_argument("--no-torchfix", action="store_true", help="Skip the TorchFix comparison.")
     parser.add_argument("--torchfix", default=TORCHFIX, help=f"The torchfix executable (default: {TORCHFIX}).")
     parser.add_argument("--torchfix-timeout", type=float, default=3600)
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="ptlint-measure-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        rows, notes = measure(args, sizes, work)
+        rows, notes = compare(args, work) if args.compare_with else measure(args, sizes, work)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -216,8 +224,8 @@ def measure(args: argparse.Namespace, sizes: list[int], work: Path) -> tuple[lis
     jobs = args.jobs
 
     # Repository: cold (fresh cache), TorchFix right after it, then warm.
-    if args.repo is not None:
-        repo = args.repo.resolve()
+    for repo in args.repo[:1]:
+        repo = repo.resolve()
         files, lines = count_lines(repo)
         notes.append(f"Repository: {repo.name}, {files} files, {lines:,} lines")
         cwd = work / "repo-run"
@@ -293,6 +301,50 @@ def measure(args: argparse.Namespace, sizes: list[int], work: Path) -> tuple[lis
         rows.append((f"--jobs 1 / --jobs 2 wall time ({lines:,} lines)", ">= 1.7x",
                      f"{one.wall / two.wall:.2f}x ({fmt_s(one.wall)} / {fmt_s(two.wall)})",
                      verdict(one.wall / two.wall >= 1.7)))
+    notes.append(f"Load average after: {load()}")
+    return rows, notes
+
+
+def compare(args: argparse.Namespace, work: Path) -> tuple[list[Row], list[str]]:
+    """Cold runs (no cache, --jobs 1) of `--compare-with` and of this ptlint, alternating, on each repository
+    and on the generated large file; the ratios of their median CPU times, and CPU per line."""
+    rows: list[Row] = []
+    notes = [f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", f"Machine: {machine()}", f"Versions: {versions()}",
+             f"Baseline: {args.compare_with}", f"Load average before: {load()}"]
+    targets = [(repo.resolve(), count_lines(repo.resolve())[1]) for repo in args.repo]
+    if args.large_file:
+        big = work / "large"
+        big.mkdir(exist_ok=True)
+        text = corpus.large_file(args.large_file)
+        (big / "large.py").write_text(text)
+        lines = text.count("\n")
+        runs = [run(check_cmd(big, 1, cache=False), work) for _ in range(args.rounds)]
+        cpu = statistics.median(r.cpu for r in runs)
+        rss = max(max(r.max_rss_mb, r.tree_rss_mb) for r in runs)
+        progress(f"large file: {runs}")
+        rows.append((f"Generated file of {lines:,} lines ({len(text) / 1e6:.1f} MB): CPU, peak RSS", "< 1.5 GB",
+                     f"{fmt_s(cpu)} CPU ({1e3 * cpu / lines:.3f} ms/line), peak RSS {rss:.0f} MB", verdict(rss < 1536)))
+        large_per_line = cpu / lines
+    per_line: dict[str, float] = {}
+    for target, lines in targets:
+        old_runs, new_runs = [], []
+        for _ in range(args.rounds):
+            old_runs.append(run(check_cmd(target, 1, cache=False, exe=[args.compare_with]), work))
+            new_runs.append(run(check_cmd(target, 1, cache=False), work))
+        old = statistics.median(r.cpu for r in old_runs)
+        new = statistics.median(r.cpu for r in new_runs)
+        rss = max(max(r.max_rss_mb, r.tree_rss_mb) for r in new_runs)
+        old_rss = max(max(r.max_rss_mb, r.tree_rss_mb) for r in old_runs)
+        per_line[target.name] = new / lines
+        progress(f"{target.name}: old {old_runs} new {new_runs}")
+        rows.append((f"Cold CPU, new / old, {target.name} ({lines:,} lines)", "<= 1.05",
+                     f"{new / old:.2f} ({fmt_s(new)} / {fmt_s(old)}; {1e3 * new / lines:.3f} ms/line; "
+                     f"peak RSS {rss:.0f} MB, old {old_rss:.0f} MB)", verdict(new / old <= 1.05)))
+    if args.large_file and targets:
+        reference = targets[0][0].name
+        ratio = large_per_line / per_line[reference]
+        rows.append((f"CPU per line, generated large file / {reference}", "<= 2.0",
+                     f"{ratio:.2f}", verdict(ratio <= 2.0)))
     notes.append(f"Load average after: {load()}")
     return rows, notes
 
