@@ -187,3 +187,9 @@ def test_facts_and_model_do_not_import_the_context():
         tree = pyast.parse(path.read_text())
         imported = {n.module for n in pyast.walk(tree) if isinstance(n, pyast.ImportFrom)}
         assert "ptlint.context" not in imported, path.name
+
+
+def test_no_rule_module_is_over_500_lines():
+    rules = Path(__file__).resolve().parent.parent / "rules"
+    sizes = {p.name: p.read_text().count("\n") for p in rules.glob("ptl*.py")}
+    assert {name: n for name, n in sizes.items() if n > 500} == {}
