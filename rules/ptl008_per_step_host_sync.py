@@ -7,8 +7,7 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import is_step_guard
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.loops import step_guarded
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 SCALAR_METHODS = {"item", "tolist"}
@@ -96,7 +95,7 @@ class PerStepHostSync(Rule):
         loop = self.ctx.train_loop()
         if loop is None or self.ctx.in_step_guard() or self._drives_control_flow(node):
             return
-        if kind == "log" and any(self._sync_kind(n) for n in iter_nodes(node) if isinstance(n, cst.Call)):
+        if kind == "log" and any(self._sync_kind(n) for n in self.ctx.model.tree.below(node, cst.Call, scopes=False)):  # type: ignore[arg-type]
             return  # the read inside the log call is reported itself
         self.report(node, fix=self._fix(node, loop, kind))
 
@@ -126,15 +125,10 @@ class PerStepHostSync(Rule):
         loop = self.ctx.train_loop()
         if loop is None:
             return False
-        for node in iter_nodes(loop):
-            if (
-                isinstance(node, cst.Call)
-                and isinstance(node.func, cst.Attribute)
-                and node.func.attr.value == "backward"
-                and dotted_name(node.func.value) == name.value
-            ):
-                return True
-        return False
+        return any(
+            isinstance(call.func, cst.Attribute) and call.func.attr.value == "backward" and dotted_name(call.func.value) == name.value
+            for call in self.ctx.model.tree.below(loop, cst.Call, scopes=False)  # type: ignore[attr-defined]
+        )
 
     # --- where ---
 
@@ -153,10 +147,11 @@ class PerStepHostSync(Rule):
         if target is None:
             return False
         loop = self.ctx.train_loop()
-        for test in _tests(loop):
-            if any(isinstance(n, cst.Name) and n.value == target for n in (test, *iter_nodes(test))):
-                return True
-        return False
+        if loop is None:
+            return False
+        tree = self.ctx.model.tree
+        tests = [n.test for n in tree.below(loop, (cst.If, cst.While, cst.Assert), scopes=False)]  # type: ignore[attr-defined]
+        return any(isinstance(n, cst.Name) and n.value == target for t in tests for n in (t, *tree.below(t, cst.Name, scopes=False)))
 
     # --- fixes ---
 
@@ -188,20 +183,16 @@ class PerStepHostSync(Rule):
             return None
         convert = "int" if isinstance(start[0].value, cst.Integer) else "float"
         edits: list = [Replace(call, cst.Call(func=cst.Attribute(value=func.value, attr=cst.Name("detach"))))]
+        tree = self.ctx.model.tree
         for use in facts.uses.get(total, ()):
             node = use.node
-            if self._is_update_or_reset(node, total, loop, facts):
+            update = tree.parent(node)
+            if isinstance(update, cst.AugAssign) and update.target is node and tree.contains(loop, update):
                 continue
-            if facts.contains(loop, node) and not _guarded_in(loop, node, facts):
+            if facts.contains(loop, node) and not step_guarded(tree, loop, node):
                 return None  # read on every step: the sync would only move
             edits.append(Replace(node, cst.Call(func=cst.Name(convert), args=[cst.Arg(cst.Name(total))])))
         return Fix("Accumulate on the device", FixSafety.UNSAFE, tuple(edits))
-
-    def _is_update_or_reset(self, node: cst.CSTNode, total: str, loop: cst.CSTNode, facts) -> bool:  # type: ignore[no-untyped-def]
-        for stmt in iter_nodes(loop):
-            if isinstance(stmt, cst.AugAssign) and stmt.target is node:
-                return True
-        return False
 
     def _guard_fix(self, loop: cst.For | cst.While, line: cst.CSTNode | None) -> Fix | None:
         """Wrap a per-step log statement in `if i % log_every == 0:`."""
@@ -227,27 +218,6 @@ def _assigned_name(line: cst.CSTNode | None) -> str | None:
         if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
             return small.targets[0].target.value
     return None
-
-
-def _tests(loop: cst.CSTNode | None) -> list[cst.CSTNode]:
-    if loop is None:
-        return []
-    out: list[cst.CSTNode] = []
-    for node in iter_nodes(loop, enter_scopes=False):
-        if isinstance(node, (cst.If, cst.While)):
-            out.append(node.test)
-        elif isinstance(node, cst.Assert):
-            out.append(node.test)
-    return out
-
-
-def _guarded_in(loop: cst.CSTNode, node: cst.CSTNode, facts) -> bool:  # type: ignore[no-untyped-def]
-    """`node` sits in the body of a step guard inside `loop`."""
-    for stmt in iter_nodes(loop, enter_scopes=False):
-        if isinstance(stmt, cst.If) and is_step_guard(stmt.test):
-            if any(n is node for n in iter_nodes(stmt.body, enter_scopes=True)):
-                return True
-    return False
 
 
 def _is_enumerate(expr: cst.BaseExpression) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import LoopKind, bound_in, is_step_guard, shallow_nodes, stepped_optimizer
+from ptlint.facts.loops import LoopKind, bound_in, shallow_nodes, step_guarded, stepped_optimizer
 from ptlint.rule import Fix, FixSafety, InsertAfter, InsertBefore, Replace, Rule
 from ptlint.semantic import Model
 from ptlint.semantic.tree import SCOPE_TYPES
@@ -105,7 +105,7 @@ class ZeroGradMissingOrMisplaced(Rule):
             fix = None
             if stmt is not None:
                 new = cst.parse_statement(f"{receiver}.zero_grad()")
-                edit = InsertAfter(stmt, (new,)) if self._step_guarded(loop, call) else InsertBefore(loop.body.body[0], (new,))
+                edit = InsertAfter(stmt, (new,)) if step_guarded(model.tree, loop, call) else InsertBefore(loop.body.body[0], (new,))
                 fix = Fix(f"Clear gradients with `{receiver}.zero_grad()` every step", FixSafety.UNSAFE, (edit,))
             if before:
                 message = f"Gradients are cleared only before the loop, so each step of `{receiver}` uses gradients summed over all steps"
@@ -164,7 +164,7 @@ class ZeroGradMissingOrMisplaced(Rule):
                     if not any(_step_receiver(c, self.ctx.model) == receiver for c in calls):  # type: ignore[arg-type]
                         continue
                     moved = stmt.with_changes(leading_lines=())
-                    if block is loop.body or not self._step_guarded(loop, block):
+                    if block is loop.body or not step_guarded(tree, loop, block):
                         edits = (Replace(stmt, cst.RemovalSentinel.REMOVE), InsertBefore(loop.body.body[0], (moved,)))
                     else:
                         edits = (Replace(stmt, cst.RemovalSentinel.REMOVE), InsertAfter(later, (moved,)))
@@ -197,16 +197,6 @@ class ZeroGradMissingOrMisplaced(Rule):
             if tree.enclosing(zero, SCOPE_TYPES) is not func or tree.contains(loop, zero) or tree.order(zero) > tree.order(loop):
                 return None
         return True
-
-    def _step_guarded(self, loop: cst.For | cst.While, node: cst.CSTNode) -> bool:
-        """`node` runs in the body of a step guard (`if step % k == 0:`) inside `loop`."""
-        tree = self.ctx.model.tree
-        for anc in tree.ancestors(node):
-            if anc is loop:
-                return False
-            if isinstance(anc, cst.If) and is_step_guard(anc.test) and tree.contains(anc.body, node):
-                return True
-        return False
 
     def _step_has_closure(self, call: cst.Call) -> bool:
         """LBFGS-style `opt.step(closure)` (not `scaler.step(opt)`)."""

@@ -26,6 +26,7 @@ from ptlint.facts.walk import children, iter_nodes
 
 if TYPE_CHECKING:
     from ptlint.semantic import Model
+    from ptlint.semantic.tree import Tree
 
 LOOP_TYPES = (cst.For, cst.While)
 BACKWARD_CALLS = {"backward", "manual_backward"}
@@ -272,6 +273,16 @@ def in_step_guard(stack: list[cst.CSTNode]) -> bool:
         if isinstance(node, cst.If) and stack[i + 1] is not node.test and is_step_guard(node.test):
             # Only the `if` body is periodic; an `else:` branch runs on the other steps.
             return stack[i + 1] is node.body
+    return False
+
+
+def step_guarded(tree: "Tree", loop: cst.CSTNode, node: cst.CSTNode) -> bool:
+    """Whether `node` runs in the body of a step guard (`if step % k == 0:`) that lies inside `loop`."""
+    for anc in tree.ancestors(node):
+        if anc is loop:
+            return False
+        if isinstance(anc, cst.If) and is_step_guard(anc.test) and tree.contains(anc.body, node):
+            return True
     return False
 
 
