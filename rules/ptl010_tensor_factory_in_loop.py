@@ -6,7 +6,6 @@ import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.loops import bound_in
-from ptlint.facts.walk import iter_nodes
 from ptlint.fixes import move_statement
 from ptlint.rule import Fix, FixSafety, Rule
 
@@ -86,24 +85,28 @@ class TensorFactoryInLoop(Rule):
         self.report(node, fix=self._hoist(loop, line, target))
 
     def _variant(self, loop: cst.For | cst.While, call: cst.Call, line: cst.CSTNode | None) -> bool:
+        tree = self.ctx.model.tree
         bound = bound_in(loop, line if _assigned_name(line, call) else None)
-        names = {dotted_name(n) for a in call.args for n in (a.value, *iter_nodes(a.value, enter_scopes=True))}
+        parts = [n for a in call.args for n in (a.value, *tree.below(a.value, (cst.Name, cst.Attribute, cst.Call)))]
+        names = {dotted_name(n) for n in parts}
         heads = {n.split(".")[0] for n in names if n}
         if any(n in bound for n in names if n) or heads & {b.split(".")[0] for b in bound if "." not in b}:
             return True
         # Calls in the arguments may return something new each step (`len(batch)`, `f()`).
-        for arg in call.args:
-            for n in (arg.value, *iter_nodes(arg.value, enter_scopes=True)):
-                if isinstance(n, cst.Call) and self.ctx.qualname(n.func) != "torch.device":
-                    return True
-        return _mutated(loop, heads)
+        if any(isinstance(n, cst.Call) and self.ctx.qualname(n.func) != "torch.device" for n in parts):
+            return True
+        return any(
+            dotted_name(n.func.value) in heads and _mutates(n.func.attr.value)  # type: ignore[attr-defined]
+            for n in tree.below(loop, cst.Call) if isinstance(n.func, cst.Attribute)  # type: ignore[attr-defined]
+        )
 
     def _kept_or_changed(self, loop: cst.CSTNode, name: str, line: cst.CSTNode | None) -> bool:
-        for node in iter_nodes(loop, enter_scopes=True):
+        kinds = (cst.Call, cst.Assign, cst.AugAssign, cst.Yield, cst.Return)
+        for node in self.ctx.model.tree.below(loop, kinds):
             if isinstance(node, cst.Call):
                 func = node.func
                 if isinstance(func, cst.Attribute):
-                    if dotted_name(func.value) == name and (func.attr.value.endswith("_") or func.attr.value in MUTATORS):
+                    if dotted_name(func.value) == name and _mutates(func.attr.value):
                         return True
                     if func.attr.value in STORING and any(dotted_name(a.value) == name for a in node.args):
                         return True
@@ -145,10 +148,7 @@ def _assigned_name(line: cst.CSTNode | None, call: cst.Call) -> str | None:
     return None
 
 
-def _mutated(loop: cst.CSTNode, heads: set[str]) -> bool:
-    for node in iter_nodes(loop, enter_scopes=True):
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            owner = dotted_name(node.func.value)
-            if owner in heads and (node.func.attr.value in MUTATORS or node.func.attr.value.endswith("_")):
-                return True
-    return False
+
+def _mutates(method: str) -> bool:
+    """A method that changes its receiver: a container mutator or an in-place tensor method."""
+    return method in MUTATORS or method.endswith("_")
