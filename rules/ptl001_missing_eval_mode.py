@@ -132,7 +132,7 @@ class MissingEvalMode(Rule):
         model = self.model
         if not model.names.all_imports.imports_torch():
             return
-        scope = self._scope(node)
+        scope = self.model.tree.body_of(node)
         block = self._block(node, scope) if scope is not None else None
         if scope is None or block is None or _result_unused(model.tree.parent(node)):
             return
@@ -145,15 +145,6 @@ class MissingEvalMode(Rule):
             self._check(node, scope, block, root)
 
     # --- where a call runs in inference context ---
-
-    def _scope(self, node: cst.CSTNode) -> cst.CSTNode | None:
-        """The function whose body runs `node`, or the module; None in a class body, a lambda or a
-        function's header (decorators, defaults)."""
-        tree = self.model.tree
-        owner = tree.enclosing(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda))
-        if owner is None:
-            return tree.module
-        return owner if isinstance(owner, cst.FunctionDef) and tree.contains(owner.body, node) else None
 
     def _block(self, call: cst.Call, scope: cst.CSTNode) -> cst.CSTNode | None:
         """The validation-like function, else the outermost no-grad `with` around the call, else None."""
@@ -184,7 +175,7 @@ class MissingEvalMode(Rule):
         tree = self.model.tree
         loops = tree.loops(call)
         for backward in (*tree.method_calls("backward"), *tree.method_calls("manual_backward")):
-            if self._scope(backward) is scope:
+            if self.model.tree.body_of(backward) is scope:
                 inner = tree.loops(backward)
                 if (inner and any(loop is inner[-1] for loop in loops)) or (not inner and not loops):
                     return True
@@ -345,7 +336,7 @@ class MissingEvalMode(Rule):
 
     def _callers(self, func: cst.FunctionDef) -> list[tuple[cst.Call, cst.CSTNode]]:
         """The in-file calls of `func` outside it, each with the function (or module) that makes it."""
-        sites = ((call, self._scope(call)) for call in self.model.program.call_sites(func))
+        sites = ((call, self.model.tree.body_of(call)) for call in self.model.program.call_sites(func))
         return [(call, site) for call, site in sites if site is not None and site is not func]
 
     def _passed_on(self, root: Root, site: cst.CSTNode) -> bool:

@@ -19,7 +19,6 @@ from ptlint.facts.classes import ClassInfo, mode_layer
 from ptlint.facts.dataflow import Binding
 from ptlint.facts.imports import dotted_name
 from ptlint.semantic.flow import is_false, is_true
-from ptlint.semantic.program import param_names
 
 if TYPE_CHECKING:
     from ptlint.semantic import Model
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 # Helpers that switch a module, or its norm layers, to eval mode: `set_eval_mode(m)`, `m.apply(set_bn_eval)`.
 EVAL_HELPER_NAME = re.compile(r"eval_?mode|_eval$|(?:^|_)(?:set|to|switch_to|enter)_eval(?:_|$)")
 # Factories whose result is in a mode the code does not show (a copy, or a scripted module saved in some mode).
+MODE_METHODS = ("eval", "train", "apply")
 UNKNOWN_FACTORIES = {"copy.deepcopy", "torch.jit.load", "torch.jit.script", "torch.jit.trace", "torch.jit.freeze"}
 
 
@@ -83,10 +83,10 @@ class Modes:
         `m.eval()`, `m.train(False)` and `m.train(mode=False)` EVAL, `m.train()` TRAIN, `m.train(flag)` UNKNOWN,
         `m.apply(set_bn_eval)` PARTIAL."""
         func = call.func
-        if not isinstance(func, cst.Attribute):
+        attr = func.attr.value if isinstance(func, cst.Attribute) else None
+        if attr not in MODE_METHODS:
             return None
-        attr = func.attr.value
-        receiver = self.m.torch.unwrap(func.value)
+        receiver = self.m.torch.unwrap(func.value)  # type: ignore[union-attr]
         if attr == "eval":
             return (receiver, Mode.EVAL) if not call.args else None
         if attr == "apply":
@@ -155,13 +155,13 @@ class Modes:
         in source order: (call, unwrapped receiver, mode)."""
         key = id(scope)
         if key not in self._calls:
-            body = scope.body if isinstance(scope, cst.FunctionDef) else scope
+            tree = self.m.tree
             found = []
-            for call in self.m.tree.below(body, cst.Call, scopes=False):
-                hit = self.mode_call(call)  # type: ignore[arg-type]
+            for call in sorted((c for m in MODE_METHODS for c in tree.method_calls(m)), key=tree.order):
+                hit = self.mode_call(call) if tree.body_of(call) is scope else None
                 if hit is not None:
                     found.append((call, *hit))
-            self._calls[key] = found  # type: ignore[assignment]
+            self._calls[key] = found
         return self._calls[key]
 
     def changes(self, scope: cst.CSTNode, follow_calls: bool = True) -> list[ModeChange]:
@@ -192,10 +192,9 @@ class Modes:
 
     def call_changes(self, call: cst.Call) -> list[tuple[Root, Mode]]:
         """The modes `call` leaves the caller's objects in: for an in-file function or method, the last mode it
-        sets on each parameter (mapped to the argument) and, for a method, on `self` and its attributes; for a
-        helper known only by a name like `set_eval_mode(m)`, PARTIAL for its arguments and receiver."""
-        callee = self.m.program.callee(call)
-        if callee is None:
+        sets on each of them (see `passed_changes`); for a helper known only by a name like `set_eval_mode(m)`,
+        PARTIAL for its arguments and receiver."""
+        if self.m.program.callee(call) is None:
             name = (dotted_name(call.func) or "").rsplit(".", 1)[-1].lower()
             if not EVAL_HELPER_NAME.search(name):
                 return []
@@ -203,21 +202,28 @@ class Modes:
             if isinstance(call.func, cst.Attribute):
                 targets.append(call.func.value)
             return [(r, Mode.PARTIAL) for t in targets if (r := self.root(t)) is not None]
-        inner = self.changes(callee, follow_calls=False)
         last: dict[Root, Mode] = {}
-        for change in inner:
-            last[change.root] = change.mode
+        for root, mode in self.passed_changes(call):
+            last[root] = mode
+        return list(last.items())
+
+    def passed_changes(self, call: cst.Call) -> list[tuple[Root, Mode]]:
+        """Every mode change, in order, that the in-file function or method `call` runs makes on the caller's
+        objects: on its parameters (mapped to the arguments of `call`), and for a method on `self` and its
+        attributes (one level: the callee's own calls are not followed)."""
+        callee = self.m.program.callee(call)
+        if callee is None:
+            return []
         out = []
-        params = self.m.facts(callee)
-        for name in param_names(callee):
-            binding = next((b for b in params.bindings_of(name) if b.kind == "param"), None)
-            mode = last.get(Root(name, binding)) if binding is not None else None
-            arg = self.m.program.argument(call, callee, name) if mode is not None else None
-            root = self.root(arg) if arg is not None else None
-            if mode is not None and root is not None:
-                out.append((root, mode))
-        if isinstance(call.func, cst.Attribute):  # `self.helper(...)`: the same `self`
-            out.extend((root, mode) for root, mode in last.items() if root.on_self)
+        for change in self.changes(callee, follow_calls=False):
+            binding = change.root.binding
+            if change.root.on_self and isinstance(call.func, cst.Attribute):  # `self.helper(...)`: the same `self`
+                out.append((change.root, change.mode))
+            elif binding is not None and binding.kind == "param":
+                arg = self.m.program.argument(call, callee, binding.name)
+                root = self.root(arg) if arg is not None else None
+                if root is not None:
+                    out.append((root, change.mode))
         return out
 
     def _assigned(self, node: cst.Assign | cst.AnnAssign, so_far: list[ModeChange]) -> list[tuple[Root, Mode]]:

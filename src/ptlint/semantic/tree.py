@@ -177,6 +177,14 @@ class Tree:
         """The function whose local names `node` sees, or the module (class bodies and lambdas belong to it)."""
         return self.function(node) or self.module
 
+    def body_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        """The function whose body runs `node`, or the module; None for a node in a class body, a lambda or
+        a function's header (decorators, defaults, annotations)."""
+        owner = self.enclosing(node, SCOPE_TYPES)
+        if owner is None:
+            return self.module
+        return owner if isinstance(owner, cst.FunctionDef) and self.contains(owner.body, node) else None
+
     def method_of(self, func: cst.FunctionDef) -> cst.ClassDef | None:
         """The class of which `func` is a method (defined directly in its body), or None."""
         parent = self.parent(func)
