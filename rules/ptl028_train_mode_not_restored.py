@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import LoopKind, shallow_nodes
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.loops import LoopKind
 from ptlint.rule import Fix, FixSafety, InsertBefore, Rule
+from ptlint.semantic.modes import Mode, Root
 
 LOOPS = (cst.For, cst.While)
 
@@ -64,103 +63,56 @@ class TrainModeNotRestored(Rule):
     contract = "E2"
 
     def _loop(self, node: cst.For | cst.While) -> None:
-        if not self.ctx.loop_kind(node) & LoopKind.EPOCH:
+        model = self.ctx.model
+        if not model.loop_kind(node) & LoopKind.EPOCH:
             return
-        outside = shallow_nodes(node.body)
-        evaluated = self._mode_receivers(outside, "eval")
-        if not evaluated:
-            return
-        trained = self._mode_receivers(list(iter_nodes(node.body, enter_scopes=False)), "train")
+        evaluated, trained = self._switches(node)
         for receiver in evaluated:
             if receiver in trained or not self._used_in_training(node, receiver):
                 continue
             fix = None
             if isinstance(node.body, cst.IndentedBlock):
-                stmt = cst.parse_statement(f"{receiver}.train()")
+                stmt = cst.parse_statement(f"{receiver.name}.train()")
                 fix = Fix("Switch back to train mode each epoch", FixSafety.SAFE, (InsertBefore(node.body.body[0], (stmt,)),))
-            self.report(node, f"`{receiver}` is put in eval mode in the epoch loop and never back in train mode", fix)
+            message = f"`{receiver.name}` is put in eval mode in the epoch loop and never back in train mode"
+            self.report(node, message, fix)
             return
 
     visit_For = _loop
     visit_While = _loop
 
-    def _mode_receivers(self, nodes: list[cst.CSTNode], mode: str) -> set[str]:
-        """Receivers switched to `mode` by the nodes, directly or through a local helper (one level)."""
-        found: set[str] = set()
-        for node in nodes:
-            if not isinstance(node, cst.Call):
-                continue
-            direct = _mode_call(node)
-            if direct is not None and direct[1] == mode:
-                found.add(direct[0])
-            if isinstance(node.func, cst.Name):
-                func = self.ctx.local_function(node.func.value)
-                if func is not None:
-                    found |= self._helper_modes(func, node, mode)
-        return found
+    def _switches(self, loop: cst.For | cst.While) -> tuple[list[Root], set[Root]]:
+        """The modules the epoch loop puts in eval mode outside its inner loops (directly, or as the last mode
+        a local helper leaves them in), and those it puts in train mode anywhere (`train(flag)` counts)."""
+        modes, tree = self.ctx.model.modes, self.ctx.model.tree
+        evaluated: list[Root] = []
+        trained: set[Root] = set()
+        for call in tree.below(loop.body, cst.Call, scopes=False):
+            hit = modes.mode_call(call)  # type: ignore[arg-type]
+            root = modes.root(hit[0]) if hit is not None else None
+            changes = [(root, hit[1])] if hit is not None and root is not None else []
+            if isinstance(call.func, cst.Name):  # type: ignore[attr-defined]
+                changes += modes.passed_changes(call)  # type: ignore[arg-type]
+            last: dict[Root, Mode] = {}
+            for root, mode in changes:
+                last[root] = mode
+                if mode in (Mode.TRAIN, Mode.UNKNOWN):
+                    trained.add(root)
+            shallow = tree.loops(call)[-1] is loop
+            evaluated += [r for r, mode in last.items() if mode is Mode.EVAL and shallow and r not in evaluated]
+        return evaluated, trained
 
-    def _helper_modes(self, func: cst.FunctionDef, call: cst.Call, mode: str) -> set[str]:
-        """Map a helper's `param.eval()`/`param.train()` to the caller's argument; ignore helpers that restore."""
-        params = [p.name.value for p in func.params.params]
-        modes: dict[str, list[str]] = {}
-        for node in iter_nodes(func.body, enter_scopes=False):
-            if isinstance(node, cst.Call):
-                hit = _mode_call(node)
-                if hit is not None:
-                    modes.setdefault(hit[0], []).append(hit[1])
-        found = set()
-        for index, arg in enumerate(call.args):
-            if arg.keyword is not None or index >= len(params):
-                continue
-            seq = modes.get(params[index], [])
-            name = dotted_name(arg.value)
-            if name and seq and seq[-1] == mode:
-                found.add(name)
-            if name and mode == "train" and "train" in seq:
-                found.add(name)
-        return found
-
-    def _used_in_training(self, loop: cst.CSTNode, receiver: str) -> bool:
-        for inner in iter_nodes(loop, enter_scopes=False):
-            if isinstance(inner, LOOPS) and inner is not loop and self._trains(inner):
-                if any(dotted_name(n) == receiver for n in iter_nodes(inner, enter_scopes=False) if isinstance(n, (cst.Name, cst.Attribute))):
+    def _used_in_training(self, loop: cst.CSTNode, receiver: Root) -> bool:
+        """The module takes part in a training loop inside the epoch loop, or in a local helper that trains."""
+        model = self.ctx.model
+        tree = model.tree
+        for inner in tree.below(loop, LOOPS, scopes=False):
+            if model.loop_kind(inner) & LoopKind.TRAIN:  # type: ignore[arg-type]
+                if any(model.modes.root(n) == receiver for n in tree.below(inner, (cst.Name, cst.Attribute), scopes=False)):
                     return True
-        for node in iter_nodes(loop, enter_scopes=False):
-            if not isinstance(node, cst.Call) or not isinstance(node.func, cst.Name):
-                continue
-            func = self.ctx.local_function(node.func.value)
-            if func is not None and any(dotted_name(a.value) == receiver for a in node.args):
-                if any(isinstance(n, LOOPS) for n in iter_nodes(func.body)) and _has_backward(func):
+        for call in tree.below(loop, cst.Call, scopes=False):
+            func = model.program.callee(call) if isinstance(call.func, cst.Name) else None  # type: ignore[attr-defined]
+            if func is not None and any(model.modes.root(a.value) == receiver for a in call.args):  # type: ignore[attr-defined]
+                if any(model.loop_kind(inner) & LoopKind.TRAIN for inner in tree.below(func.body, LOOPS, scopes=False)):  # type: ignore[arg-type]
                     return True
         return False
-
-    def _trains(self, loop: cst.CSTNode) -> bool:
-        return _has_backward(loop) or any(
-            isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and (f := self.ctx.local_function(n.func.value)) is not None and _has_backward(f)
-            for n in iter_nodes(loop, enter_scopes=False)
-        )
-
-
-def _mode_call(call: cst.Call) -> tuple[str, str] | None:
-    """(receiver, "eval"|"train") for `r.eval()`, `r.train()`, `r.train(False)`, `r.train(mode)`."""
-    func = call.func
-    if not isinstance(func, cst.Attribute) or func.attr.value not in {"eval", "train"}:
-        return None
-    receiver = dotted_name(func.value)
-    if receiver is None:
-        return None
-    if func.attr.value == "eval":
-        return (receiver, "eval") if not call.args else None
-    if call.args:
-        value = call.args[0].value
-        if isinstance(value, cst.Name) and value.value == "False":
-            return receiver, "eval"
-        if not (isinstance(value, cst.Name) and value.value == "True"):
-            return receiver, "train"  # `train(mode)`: assume it restores
-    return receiver, "train"
-
-
-def _has_backward(node: cst.CSTNode) -> bool:
-    return any(
-        isinstance(n, cst.Attribute) and n.attr.value in {"backward", "manual_backward"} for n in iter_nodes(node, enter_scopes=False)
-    )
