@@ -6,7 +6,6 @@ import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.loops import shallow_nodes
-from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, Fix, FixSafety, InsertBefore, Replace, Rule
 
 SAMPLERS = {"torch.utils.data.DistributedSampler", "torch.utils.data.distributed.DistributedSampler"}
@@ -84,19 +83,14 @@ class DistributedSamplerNoSetEpoch(Rule):
             return
 
     def _sets_epoch(self, loop: cst.For) -> bool:
-        called = set()
-        for n in iter_nodes(loop.body, enter_scopes=True):
-            if isinstance(n, cst.Attribute) and n.attr.value == "set_epoch":
-                return True
-            if isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-                called.add(n.func.value)
-        for name in called:
-            func = self.ctx.local_function(name)
-            if func is not None and any(
-                isinstance(n, cst.Attribute) and n.attr.value == "set_epoch" for n in iter_nodes(func, enter_scopes=True)
-            ):
-                return True
-        return False
+        """`set_epoch` in the loop, or in a local helper that the loop calls."""
+        tree, program = self.ctx.model.tree, self.ctx.model.program
+        uses = [n for n in tree.names("set_epoch") if isinstance(a := tree.parent(n), cst.Attribute) and a.attr is n]
+        if any(tree.contains(loop.body, n) for n in uses):
+            return True
+        called = {n.func.value for n in tree.below(loop.body, cst.Call) if isinstance(n.func, cst.Name)}  # type: ignore[attr-defined]
+        helpers = [f for f in map(program.function, called) if f is not None]
+        return any(tree.contains(f, n) for f in helpers for n in uses)
 
     def _loaders_iterated(self, loop: cst.For) -> list[cst.Name]:
         """Names iterated by inner loops, or passed to a local helper that loops."""
@@ -109,35 +103,26 @@ class DistributedSamplerNoSetEpoch(Rule):
                 if isinstance(it, cst.Name):
                     found.append(it)
             elif isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-                func = self.ctx.local_function(n.func.value)
-                if func is not None and any(isinstance(x, cst.For) for x in iter_nodes(func.body)):
+                func = self.ctx.model.program.function(n.func.value)
+                if func is not None and self.ctx.model.tree.below(func.body, cst.For, scopes=False):
                     found.extend(a.value for a in n.args if isinstance(a.value, cst.Name))
         return found
 
-    def _value(self, name: cst.Name) -> cst.BaseExpression | None:
-        binding = self.ctx.reaching(name)
-        if binding is None:
-            module = self.ctx.module_facts().bindings_of(name.value)
-            binding = module[-1] if module else None
-        if binding is None or binding.kind != "assign":
-            return None
-        return binding.value  # type: ignore[return-value]
-
     def _distributed_sampler(self, loader: cst.Name, loop: cst.For) -> cst.BaseExpression | None:
         """The sampler expression (a name, or `<loader>.sampler`) when `loader` uses a shuffling DistributedSampler."""
-        value = self._value(loader)
+        value = self.ctx.model.value(loader)
         if not isinstance(value, cst.Call) or self.ctx.qualname(value.func) not in LOADERS:
             return None
         sampler = next((a.value for a in value.args if a.keyword is not None and a.keyword.value == "sampler"), None)
         if sampler is None:
             return None
-        made = sampler if isinstance(sampler, cst.Call) else self._value(sampler) if isinstance(sampler, cst.Name) else None
+        made = sampler if isinstance(sampler, cst.Call) else self.ctx.model.value(sampler) if isinstance(sampler, cst.Name) else None
         if not isinstance(made, cst.Call) or self.ctx.qualname(made.func) not in SAMPLERS:
             return None
         shuffle = next((a.value for a in made.args if a.keyword is not None and a.keyword.value == "shuffle"), None)
         if shuffle is not None and not (isinstance(shuffle, cst.Name) and shuffle.value == "True"):
             return None
-        if any(n is made for n in iter_nodes(loop, enter_scopes=True)):
+        if self.ctx.model.tree.contains(loop, made):
             return None  # rebuilt every epoch
         if isinstance(sampler, cst.Name):
             return sampler
@@ -151,9 +136,7 @@ class DistributedSamplerNoSetEpoch(Rule):
         epoch = target.value
         if epoch == "_":
             epoch = "epoch"
-            if self.ctx.scope_facts().bindings_of(epoch) or any(
-                isinstance(n, cst.Name) and n.value == epoch for n in iter_nodes(loop, enter_scopes=True)
-            ):
+            if self.ctx.scope_facts().bindings_of(epoch) or any(self.ctx.model.tree.contains(loop, n) for n in self.ctx.model.tree.names(epoch)):
                 return None
             edits.append(Replace(target, cst.Name(epoch)))
         receiver = cst.Module([]).code_for_node(sampler)
