@@ -29,8 +29,9 @@ class ElementwiseItemLoop(Rule):
 
     ## What it does
     Flags list comprehensions such as `[t[i].item() for i in range(len(t))]` and `[x.item() for x in t]`,
-    and `for i in range(len(t)):` loops that read `t[i].item()`, when `t` is known to be a tensor
-    (made by a torch function or a tensor method, or sized with `t.size(0)`/`t.shape[0]`/`t.numel()`).
+    and loops that read `t[i].item()` in `for i in range(len(t)):` or `x.item()` in `for x in t:`, when
+    `t` is known to be a tensor (made by a torch function, a model or a tensor method, also through
+    the names it is bound to, or sized with `t.size(0)`/`t.shape[0]`/`t.numel()`).
 
     A Python list of tensors (`[loss.item() for loss in losses]`) is not reported: it has no
     `tolist()`. Loops that change `t` are not reported either.
@@ -58,7 +59,8 @@ class ElementwiseItemLoop(Rule):
     ## Fix safety
     Safe for comprehensions: `.item()` only works on one-element tensors, so the comprehension only
     runs on a 1-D tensor, whose `tolist()` is exactly the same list. Unsafe for loops: the list is
-    made once before the loop, so the fix assumes that nothing else changes `t` while it runs.
+    made once before the loop, so the fix assumes that nothing else changes `t` while it runs. A
+    `for x in t:` loop gets a fix only when the body reads `x` through `.item()` alone.
 
     ## References
     - [Performance tuning guide: avoid unnecessary CPU-GPU synchronization](https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html)
@@ -86,13 +88,33 @@ class ElementwiseItemLoop(Rule):
         if not isinstance(node.target, cst.Name) or node.orelse is not None:
             return
         tensor = _ranged(node.iter)
-        if tensor is None or not self._is_tensor(tensor, node.iter):
+        if tensor is None:
+            self._element_loop(node)
+            return
+        if not self._is_tensor(tensor, node.iter):
             return
         index = node.target.value
         reads = [n for n in iter_nodes(node.body) if _item_of(n, tensor, index)]
         if not reads or _changed_in(node.body, tensor):
             return
         self.report(reads[0], fix=self._loop_fix(node, tensor, reads))
+
+    def _element_loop(self, node: cst.For) -> None:
+        """`for x in t: ... x.item()`: the fix iterates over `t.tolist()` and reads `x`."""
+        name = node.target.value  # type: ignore[attr-defined]
+        if not self._is_tensor(node.iter, node.iter) or _changed_in(node.body, node.iter):
+            return
+        reads = [n for n in iter_nodes(node.body) if _is_item(n) and _same(n.func.value, node.target)]  # type: ignore[attr-defined]
+        if not reads:
+            return
+        uses = [n for n in iter_nodes(node.body, enter_scopes=True) if isinstance(n, cst.Name) and n.value == name]
+        facts = self.ctx.scope_facts()
+        rebound = any(facts.contains(node.body, b.stmt) for b in facts.bindings_of(name))
+        fix = None
+        if len(uses) == len(reads) and not rebound:
+            edits = (Replace(node.iter, _tolist(node.iter)), *(Replace(r, cst.Name(name)) for r in reads))
+            fix = Fix("Iterate over the list from `.tolist()`", FixSafety.UNSAFE, edits)
+        self.report(reads[0], fix=fix)
 
     def _elementwise(self, elt: cst.BaseExpression, target: cst.BaseAssignTargetExpression, it: cst.BaseExpression) -> cst.BaseExpression | None:
         """The tensor read element by element, or None."""
@@ -110,6 +132,8 @@ class ElementwiseItemLoop(Rule):
         """Evidence that `expr` is a tensor or array, not a list."""
         if _sized_by_method(it, expr):
             return True
+        if isinstance(expr, cst.Name) and self.ctx.model.is_tensor(expr) and self.ctx.model.torch.one_tensor(expr):
+            return True  # through the data flow: `pred = model(x).max(1)[1]`
         if isinstance(expr, cst.Attribute) and expr.attr.value in TENSOR_ATTRS:
             return True
         if isinstance(expr, cst.Call):

@@ -87,6 +87,8 @@ NON_TENSOR_PARAM = re.compile(
     r"timesteps?)(_|$)"
 )
 NON_TENSOR_ANNOTATIONS = {"int", "float", "bool", "str", "bytes", "Optional", "Union", "Literal", "None"}
+# Calls that return a (values, indices) pair.
+WITH_INDICES = {"max", "min", "median", "topk", "sort", "kthvalue", "mode"}
 BACKWARD_METHODS = {"backward", "manual_backward"}
 AUTOGRAD_CALLS = {"torch.autograd.grad", "torch.autograd.backward"}
 # Receivers whose `.backward(loss)` runs backward on its argument.
@@ -180,14 +182,16 @@ class Graph:
         return Carry.NO
 
     def _unpacked(self, source: cst.CSTNode, index: int) -> Carry:
-        """An element of `a, b = source`: a model's or a loss's outputs carry its graph, `_, idx = x.max(1)` not."""
-        if isinstance(source, cst.Call) and index == 1 and _last_name(source.func) in TUPLE_RETURNING:
-            return Carry.NO
+        """An element of `a, b = source`: the outputs of a model, a loss or a tensor method such as `x.max(1)`
+        carry its graph, except the indices of `_, idx = x.max(1)`."""
         found = self.carries(source)
-        if found is Carry.YES and isinstance(source, cst.Call) and (
-            self.runs_model(source) or self.m.torch.is_loss_function(source.func)
-        ):
-            return Carry.YES
+        if not isinstance(source, cst.Call):
+            return min(found, Carry.MAYBE)
+        name = _last_name(source.func)
+        if name in WITH_INDICES:
+            return Carry.NO if index == 1 else found
+        if name in TUPLE_RETURNING or self.runs_model(source) or self.m.torch.is_loss_function(source.func):
+            return found
         return min(found, Carry.MAYBE)
 
     def _call(self, call: cst.Call) -> Carry:
@@ -326,7 +330,7 @@ class Graph:
     def is_indices(self, expr: cst.Subscript) -> bool:
         """`out.max(1)[1]` or `torch.topk(out, 5)[1]`: the integer indices of a (values, indices) pair."""
         value = expr.value
-        if not isinstance(value, cst.Call) or _last_name(value.func) not in TUPLE_RETURNING:
+        if not isinstance(value, cst.Call) or _last_name(value.func) not in WITH_INDICES:
             return False
         index = expr.slice[0].slice if len(expr.slice) == 1 else None
         return isinstance(index, cst.Index) and isinstance(index.value, cst.Integer) and index.value.value == "1"

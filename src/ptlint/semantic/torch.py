@@ -352,6 +352,12 @@ class TorchFacts:
             return False
         if isinstance(expr, (cst.BinaryOperation, cst.UnaryOperation)):
             return True
+        if isinstance(expr, cst.Subscript):  # `t[i]` of one tensor, `x.max(1)[1]` of a (values, indices) pair
+            value = expr.value
+            func = value.func if isinstance(value, cst.Call) else None
+            if isinstance(func, cst.Attribute) and func.attr.value in TUPLE_RETURNING:
+                return True
+            return True if self.one_tensor(value) is True else None
         if isinstance(expr, cst.Name):
             if self.m.facts_at(expr).attrs_used(expr.value) & MODEL_OUTPUT_FIELDS:
                 return False
