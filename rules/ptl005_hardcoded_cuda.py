@@ -11,6 +11,7 @@ from ptlint.facts.dataflow import Binding
 from ptlint.facts.imports import ImportMap, dotted_name
 from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, Fix, FixSafety, InsertAfter, Replace, Rule
+from ptlint.semantic.program import param_names
 
 if TYPE_CHECKING:
     from ptlint.context import Context
@@ -86,7 +87,8 @@ class HardcodedCuda(Rule):
     intended device. Otherwise it is unsafe: it inserts
     `device = torch.device("cuda" if torch.cuda.is_available() else "cpu")` after the top-level
     imports, which changes where the code runs on hosts without CUDA. `torch.device("cuda")` and
-    `device = "cuda"` get a safe CPU fallback: `"cuda" if torch.cuda.is_available() else "cpu"`.
+    `device = "cuda"` get a safe CPU fallback: `"cuda" if torch.cuda.is_available() else "cpu"`, and so
+    does a device string with an index (`.to("cuda:1")`), which keeps its GPU.
     `.cuda(i)` with a device index, `torch.device("cuda", i)` and the legacy tensor types have no fix.
 
     ## References
@@ -134,15 +136,15 @@ class HardcodedCuda(Rule):
 
     def visit_Name(self, node: cst.Name) -> None:
         names = self.ctx.model.names
-        full = names.imports.aliases.get(node.value) or names.all_imports.aliases.get(node.value)
-        if full is None:
-            return  # not an imported name: `qualname` gives None
-        if _matches(full, CUDA_ONLY_NAMES) and _matches(self.ctx.qualname(node) or "", CUDA_ONLY_NAMES):
+        full = names.imports.aliases.get(node.value) or names.all_imports.aliases.get(node.value) or ""
+        if not (_matches(full, CUDA_ONLY_NAMES) or node.value.endswith("Tensor")):
+            return  # cheaper than `qualname`, which can only agree
+        qual = self.ctx.qualname(node) or ""
+        if _matches(qual, CUDA_ONLY_NAMES):
             self._mark_cuda_only()
-        if not node.value.endswith("Tensor") or self.ctx.qualname(node) not in LEGACY_TYPES:
-            return
         parent = self.ctx.parent()
-        if not (isinstance(parent, cst.Attribute) and parent.attr is node) and not _in_import(self.ctx.stack):
+        in_import = any(isinstance(n, (cst.Import, cst.ImportFrom)) for n in self.ctx.stack)
+        if qual in LEGACY_TYPES and not in_import and not (isinstance(parent, cst.Attribute) and parent.attr is node):
             self._check_legacy_type(node)
 
     def visit_Import(self, node: cst.Import | cst.ImportFrom) -> None:
@@ -188,7 +190,10 @@ class HardcodedCuda(Rule):
             literals.insert(0, node.args[0].value)
         for value in literals:
             if _is_cuda_string(value) and not self._silenced(node):
-                fix = self._device_fix(value, lambda dev: dev, "Use the `device` variable")
+                if ":" in _string_value(value):  # "cuda:1": a generic `device` would change the GPU; keep it
+                    fix = self._fallback_fix(value, self._torch_module(None))
+                else:
+                    fix = self._device_fix(value, lambda dev: dev, "Use the `device` variable")
                 self.report(value, f"Hard-coded device {value.value}; use a device-agnostic `device`", fix)
 
     def _check_torch_device(self, node: cst.Call) -> None:
@@ -208,7 +213,10 @@ class HardcodedCuda(Rule):
         self.report(value, f"Hard-coded device {value.value}; fall back to the CPU without CUDA", fix)
 
     def _check_legacy_type(self, node: cst.BaseExpression) -> None:
-        if _in_type_test(self.ctx.stack) or self._silenced(node):
+        tests = ("isinstance", "issubclass")
+        if any(isinstance(f, cst.Name) and f.value in tests for f in _calls_around(self.ctx.stack)):
+            return  # a type test allocates nothing
+        if self._silenced(node):
             return
         name = self.ctx.qualname(node)
         self.report(node, f"`{name}` only exists with CUDA; create tensors with `device=device`")
@@ -221,7 +229,7 @@ class HardcodedCuda(Rule):
         return (
             not self.ctx.imports.imports_torch()
             or any(isinstance(n, cst.FunctionDef) and n.name.value == "cuda" for n in stack)
-            or _in_torch_cuda_call(self.ctx, stack)
+            or any((self.ctx.qualname(f) or "").startswith("torch.cuda.") for f in _calls_around(stack))
             or any(isinstance(n, cst.Param) for n in stack)  # a default such as `device="cuda"`: the caller's choice
             or self._guarded(node)
         )
@@ -331,7 +339,7 @@ class HardcodedCuda(Rule):
     def _self_device(self, node: cst.CSTNode) -> cst.BaseExpression | None:
         """`self.device` inside a method when the class is a LightningModule or sets it in `__init__`."""
         method, info, func = self.ctx.method_name(), self.ctx.class_info(), self.ctx.function()
-        if method is None or info is None or func is None or not _first_param_is_self(func):
+        if method is None or info is None or func is None or param_names(func)[:1] != ["self"]:
             return None
         attr = cst.Attribute(value=cst.Name("self"), attr=cst.Name(DEVICE))
         if info.is_lightning and method != "__init__":
@@ -406,22 +414,9 @@ def _is_cuda_test(expr: cst.CSTNode) -> bool:
     return False
 
 
-def _in_torch_cuda_call(ctx: Context, stack: list[cst.CSTNode]) -> bool:
-    """Whether the node is an argument of a `torch.cuda.*` call."""
-    for node, child in zip(stack, stack[1:]):
-        if isinstance(node, cst.Call) and isinstance(child, cst.Arg):
-            if (ctx.qualname(node.func) or "").startswith("torch.cuda."):
-                return True
-    return False
-
-
-def _in_type_test(stack: list[cst.CSTNode]) -> bool:
-    """Whether the node is an argument of `isinstance` / `issubclass`."""
-    for node, child in zip(stack, stack[1:]):
-        if isinstance(node, cst.Call) and isinstance(child, cst.Arg) and isinstance(node.func, cst.Name):
-            if node.func.value in ("isinstance", "issubclass"):
-                return True
-    return False
+def _calls_around(stack: list[cst.CSTNode]) -> list[cst.BaseExpression]:
+    """The callees of the calls that the node is an argument of."""
+    return [n.func for n, child in zip(stack, stack[1:]) if isinstance(n, cst.Call) and isinstance(child, cst.Arg)]
 
 
 def _is_test_file(path: str) -> bool:
@@ -429,18 +424,10 @@ def _is_test_file(path: str) -> bool:
     return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
 
 
-def _in_import(stack: list[cst.CSTNode]) -> bool:
-    return any(isinstance(n, (cst.Import, cst.ImportFrom)) for n in stack)
-
-
 def _is_device_target(target: cst.BaseExpression) -> bool:
     """`device`, `DEVICE`, `self.device`, `args.device`, `train_device`..."""
-    if isinstance(target, cst.Attribute):
-        name = target.attr.value.lower()
-    elif isinstance(target, cst.Name):
-        name = target.value.lower()
-    else:
-        return False
+    name = target.attr.value if isinstance(target, cst.Attribute) else getattr(target, "value", "")
+    name = name.lower() if isinstance(name, str) else ""
     return name == DEVICE or name.endswith("_" + DEVICE)
 
 
@@ -464,13 +451,8 @@ def _imported_names(node: cst.Import | cst.ImportFrom) -> list[str]:
 
 
 def _param_default(func: cst.FunctionDef | None, name: str) -> cst.BaseExpression | None:
-    if func is None:
-        return None
-    params = func.params
-    for p in (*params.posonly_params, *params.params, *params.kwonly_params):
-        if p.name.value == name:
-            return p.default
-    return None
+    params = (*func.params.posonly_params, *func.params.params, *func.params.kwonly_params) if func else ()
+    return next((p.default for p in params if p.name.value == name), None)
 
 
 def _is_none(expr: cst.CSTNode | None) -> bool:
@@ -493,11 +475,6 @@ def _maybe_none(value: cst.CSTNode, init: cst.FunctionDef | None) -> bool:
     if isinstance(value, cst.Name) and value.value != "None":
         return _is_none(_param_default(init, value.value))
     return _is_none(value)
-
-
-def _first_param_is_self(func: cst.FunctionDef) -> bool:
-    params = (*func.params.posonly_params, *func.params.params)
-    return bool(params) and params[0].name.value == "self"
 
 
 def _plan_insertion(module: cst.Module) -> Plan | None:

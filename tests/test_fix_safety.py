@@ -24,7 +24,7 @@ import pytest
 from conftest import FIXTURES
 from libcst.metadata import MetadataWrapper, WhitespaceInclusivePositionProvider
 
-from ptlint.api import lint_text, parses
+from ptlint.api import line_length, lint_text, parses
 from ptlint.engine import Analysis, analyze
 from ptlint.fixer import allowed, apply_fixes, fix_to_fixed_point
 from ptlint.fixtures import positives
@@ -161,7 +161,7 @@ def test_every_single_fix_is_local_and_removes_its_finding(item):
                 checked += 1
         return result
 
-    outcome, _ = fix_to_fixed_point(pos.path.read_text(), checking_analyze, True, parses)
+    outcome, _ = fix_to_fixed_point(pos.path.read_text(), checking_analyze, True, parses, line_length(path))
     assert not outcome.errors
     assert checked >= 1, "a positive with a .fixed.py must have at least one fix"
     assert outcome.text == pos.fixed.read_text()

@@ -41,6 +41,20 @@ def parses(text: str) -> bool:
     return True
 
 
+def line_length(path: str, settings: Any = None) -> int:
+    """The longest line a fix may write: the settings' `line_length`, else the project's
+    (`line-length` of [tool.ruff] or [tool.black], else 88)."""
+    from pathlib import Path
+
+    from ptlint.config import line_length_for
+
+    given = getattr(settings, "line_length", 0)
+    if given:
+        return int(given)
+    folder = Path(path).parent if path not in ("-", "<string>") else Path(".")
+    return line_length_for(folder)
+
+
 def lint_text(
     text: str,
     path: str = "<string>",
@@ -60,8 +74,9 @@ def lint_text(
     def run(t: str) -> Analysis:
         return analyze(t, path, chosen, options, settings)
 
+    limit = line_length(path, settings) if fix or with_edits else 0
     if fix:
-        outcome, result = fix_to_fixed_point(text, run, unsafe, parses)
+        outcome, result = fix_to_fixed_point(text, run, unsafe, parses, limit)
         final, fixed, errors, codes = outcome.text, outcome.applied, outcome.errors, outcome.codes
     else:
         result, final, fixed, errors, codes = run(text), text, 0, [], []
@@ -69,5 +84,5 @@ def lint_text(
     if with_edits and result.module is not None:
         for raw, finding in zip(result.raws, [f for f in result.findings if f.code != "PTL000"]):
             if raw.fix is not None:
-                finding.edits = edits_for(result.module, raw.fix, final)
+                finding.edits = edits_for(result.module, raw.fix, final, limit)
     return TextResult(sorted(result.findings, key=Finding.sort_key), final, fixed, errors, codes)

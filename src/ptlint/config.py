@@ -261,11 +261,14 @@ def _rule_options(table: Any, path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-@lru_cache(maxsize=256)
 def line_length_for(folder: Path) -> int:
     """`line-length` of the nearest ruff configuration (`.ruff.toml`, `ruff.toml`, `[tool.ruff]`) or
     `[tool.black]` at or above `folder`, else 88: the longest line a fix writes."""
-    folder = Path(os.path.abspath(folder))
+    return _line_length(Path(os.path.abspath(folder)))
+
+
+@lru_cache(maxsize=256)
+def _line_length(folder: Path) -> int:
     for here in (folder, *folder.parents):
         for name in (".ruff.toml", "ruff.toml", "pyproject.toml"):
             candidate = here / name

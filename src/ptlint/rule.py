@@ -76,6 +76,9 @@ class Rule:
     options: ClassVar[dict[str, Any]] = {}
     # The verifier's contract for the rule's fix: E0, E1, E2 or E3 (see the catalog).
     contract: ClassVar[str] = ""
+    # Its fixes change what other rules see (they add `torch.no_grad()`, say): the fixer applies them in a
+    # round of their own first, so no other fix is made for code that the same run puts under them.
+    fix_first: ClassVar[bool] = False
     # File-name globs of non-Python files (`*.sh`, `Makefile`) that `check_text` checks line by line.
     text_globs: ClassVar[tuple[str, ...]] = ()
 
