@@ -136,6 +136,15 @@ class Session:
     def edit(self) -> float:
         return self.run(self._edit())
 
+    def server_cpu(self) -> float | None:
+        """CPU seconds the server process has used (Linux), to tell its work from waiting on a busy machine."""
+        server = getattr(self.client, "_server", None)
+        try:
+            fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (AttributeError, OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         async def stop() -> None:
             await self.client.shutdown_async(None)
@@ -171,10 +180,15 @@ def test_diagnostics_latency_after_an_edit(benchmark, request, session):
         for _ in range(3):  # warm: the first edits after opening
             session.edit()
         latencies: list[float] = []
+        cpu_before = session.server_cpu()
         benchmark.pedantic(lambda: latencies.append(session.edit()), rounds=rounds, iterations=1)
+        cpu_after = session.server_cpu()
         latencies.sort()
         benchmark.extra_info["lines"] = session.text.count("\n")
         benchmark.extra_info["median_ms"] = round(1000 * latencies[len(latencies) // 2], 1)
+        if cpu_before is not None and cpu_after is not None:
+            benchmark.extra_info["server_cpu_ms_per_edit"] = round(1000 * (cpu_after - cpu_before) / rounds, 1)
+        benchmark.extra_info["load_average"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         benchmark.extra_info["findings"] = session.arrived[session.version][1]
     assert session.arrived[session.version][1] >= 1 or os.environ.get("PTLINT_SERVER_BENCH_FILE")
 
