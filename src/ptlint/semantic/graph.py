@@ -43,6 +43,7 @@ from ptlint.semantic.flow import is_false, is_true
 from ptlint.semantic.torch import TUPLE_RETURNING, Kind
 
 if TYPE_CHECKING:
+    from ptlint.facts.dataflow import Binding
     from ptlint.semantic import Model
 
 
@@ -103,6 +104,7 @@ AUG_ARITHMETIC = (
 )
 PACKED = re.compile(r"pack(ed)?_?(padded_)?sequence", re.IGNORECASE)
 MAX_DEPTH = 8
+SCOPES = (cst.FunctionDef, cst.Lambda, cst.ClassDef)
 CONTAINERS = (
     cst.Tuple, cst.List, cst.Set, cst.Dict, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp,
     cst.StarredElement,
@@ -241,7 +243,8 @@ class Graph:
         if info is None or not info.is_module:
             return False
         params = func.params
-        param = next((p for p in (*params.posonly_params, *params.params, *params.kwonly_params) if p.name.value == name), None)
+        every = (*params.posonly_params, *params.params, *params.kwonly_params)
+        param = next((p for p in every if p.name.value == name), None)
         if param is None or (param.default is not None and _is_scalar_literal(param.default)):
             return False
         if param.annotation is None:
@@ -384,7 +387,7 @@ class Graph:
             stmt = parent
         if isinstance(stmt, cst.Return):
             return returns(stmt)
-        if stmt is None or depth >= 4 or isinstance(tree.enclosing(stmt, (cst.FunctionDef, cst.Lambda, cst.ClassDef)), (cst.Lambda, cst.ClassDef)):
+        if stmt is None or depth >= 4 or isinstance(tree.enclosing(stmt, SCOPES), (cst.Lambda, cst.ClassDef)):
             return False
         facts = self.m.facts_at(stmt)
         start = facts.end_of(stmt.target) if isinstance(stmt, cst.For) else facts.end_of(stmt)
@@ -465,7 +468,7 @@ class Graph:
             return self._arith_detached((aug.target, aug.value), depth)
         return None
 
-    def detached_binding(self, name: cst.Name):  # -> Binding | None
+    def detached_binding(self, name: cst.Name) -> Binding | None:
         """The binding of `name` that surely flows to it (`Flow.reaches`), unless the name later gets
         `requires_grad_()`: only such a binding can make the value at `name` detached."""
         b = self.m.binding(name)
@@ -589,7 +592,9 @@ def _iterates_parameters(expr: cst.CSTNode) -> bool:
     return _receiver(expr, "parameters") is not None or _receiver(expr, "named_parameters") is not None
 
 
-def _up_to_statement(parent_of: Callable[[cst.CSTNode], cst.CSTNode | None], node: cst.CSTNode) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
+def _up_to_statement(
+    parent_of: Callable[[cst.CSTNode], cst.CSTNode | None], node: cst.CSTNode
+) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
     """(child, parent) pairs from `node` up to its statement (the innermost small or compound one)."""
     parent = parent_of(node)
     while parent is not None:
