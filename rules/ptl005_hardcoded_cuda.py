@@ -165,8 +165,7 @@ class HardcodedCuda(Rule):
             self._check_device_assignment(node.value)
 
     def leave_Module(self, node: cst.Module) -> None:
-        """Code that uses CUDA-only APIs anywhere in its top-level def or class (or the file) is CUDA-only
-        by design: drop what was reported in it."""
+        """A top-level def or class (or a file) that uses CUDA-only APIs is CUDA-only by design: drop its findings."""
         if id(node) in self._cuda_only:
             self.reports = []
         elif self._cuda_only:
@@ -262,9 +261,8 @@ class HardcodedCuda(Rule):
         return known
 
     def _mark_cuda_only(self) -> None:
-        stack = self.ctx.stack
-        top = stack[1] if len(stack) > 1 and isinstance(stack[1], (cst.FunctionDef, cst.ClassDef)) else stack[0]
-        self._cuda_only.add(id(top))
+        top = self.ctx.stack[1] if len(self.ctx.stack) > 1 else None
+        self._cuda_only.add(id(top if isinstance(top, (cst.FunctionDef, cst.ClassDef)) else self.ctx.module))
 
     def _in_class_body(self, node: cst.CSTNode) -> bool:
         scope = self.ctx.model.tree.enclosing(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef))

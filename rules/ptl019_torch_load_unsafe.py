@@ -8,10 +8,8 @@ from typing import TYPE_CHECKING, Any
 import libcst as cst
 
 from ptlint.callargs import append_keyword, deliberate_fallback, has_star_args, has_star_kwargs, keyword, positional
-from ptlint.facts.kinds import SELF_RETURNING
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.kinds import MODULE_ONLY_METHODS, conventional_model_name
 from ptlint.rule import Fix, FixSafety, RawFinding, Replace, Rule
-from ptlint.rules.ptl006_save_whole_model import MODULE_METHODS, SaveWholeModel, _conventional
 
 if TYPE_CHECKING:
     from ptlint.context import Context
@@ -97,15 +95,13 @@ class TorchLoadUnsafe(Rule):
 
     def __init__(self, ctx: Context, options: dict[str, Any] | None = None) -> None:
         super().__init__(ctx, options)
-        self._whole_saves = SaveWholeModel(ctx)
-        self._pickled_saves = 0
+        self._pickled_saves = 0  # torch.save calls of whole modules or other pickled objects
         self._loads: list[_Load] = []
 
     def visit_Call(self, node: cst.Call) -> None:
         qual = self.ctx.qualname(node.func)
         if qual in SAVE_NAMES:
-            self._whole_saves.visit_Call(node)
-            if _saves_pickled_object(node):
+            if _saves_pickled_object(node) or self.ctx.model.checkpoints.saved_modules(node):
                 self._pickled_saves += 1
         elif qual in LOAD_NAMES:
             self._check_load(node)
@@ -116,7 +112,7 @@ class TorchLoadUnsafe(Rule):
             self._pickled_saves += 1  # a checkpoint dict that also holds an argparse namespace or optimizer
 
     def leave_Module(self, node: cst.Module) -> None:
-        saves_objects = bool(self._whole_saves.reports) or self._pickled_saves > 0
+        saves_objects = self._pickled_saves > 0
         for load in self._loads:
             message, fix = self._verdict(load, saves_objects)
             self.reports.append(RawFinding(self, load.call, message, fix, load.stmt))
@@ -134,7 +130,7 @@ class TorchLoadUnsafe(Rule):
         if guard is not None and deliberate_fallback(self.ctx, LOAD_NAMES, "weights_only"):
             return
         withheld = None
-        if self._result_is_module():
+        if self._result_is_module(call):
             withheld = "the result is used as a module, which `weights_only=True` cannot load"
         self._loads.append(_Load(call, self.ctx.statement(), guard, pickle_module, withheld))
 
@@ -186,32 +182,25 @@ class TorchLoadUnsafe(Rule):
         bindings = [*self.ctx.scope_facts().bindings_of(name), *self.ctx.module_facts().bindings_of(name)]
         return not bindings or not all(b.kind == "assign" and _builds_dict(b.value) for b in bindings)
 
-    def _result_is_module(self) -> bool:
-        """`model = torch.load(p)`, or a name bound to the load that is used like a module."""
+    def _result_is_module(self, call: cst.Call) -> bool:
+        """`model = torch.load(p)`, or a name bound to the load that is used like a module or called."""
         stmt = self.ctx.statement()
         if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
             return False
         small = stmt.body[0]
-        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
-            return False
-        value = small.value
-        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-            if value.func.attr.value not in SELF_RETURNING:
-                break
-            value = value.func.value
-        if value is not self.ctx.node:
+        model = self.ctx.model
+        if not isinstance(small, cst.Assign) or len(small.targets) != 1 or model.torch.unwrap(small.value) is not call:
             return False
         target = small.targets[0].target
         if isinstance(target, cst.Attribute):
-            return _conventional(target.attr.value)
+            return conventional_model_name(target.attr.value)
         if not isinstance(target, cst.Name):
             return False
-        facts = self.ctx.scope_facts()
-        if _conventional(target.value) or facts.attrs_used(target.value) & MODULE_METHODS:
+        facts = model.facts_at(call)
+        if conventional_model_name(target.value) or facts.attrs_used(target.value) & MODULE_ONLY_METHODS:
             return True
-        scope = self.ctx.function() or self.ctx.module
-        return any(_calls_name(n, target.value) for n in iter_nodes(scope, enter_scopes=True))
-
+        # A loaded dict or tensor is never called, a loaded module is.
+        return any(_called(model.tree.parent(u.node), u.node) for u in facts.uses.get(target.value, ()))
 
 def _saves_pickled_object(call: cst.Call) -> bool:
     """`torch.save(args, p)` or a checkpoint dict/list that holds an argparse namespace, config or optimizer."""
@@ -239,11 +228,10 @@ def _is_state_dict_call(value: cst.BaseExpression) -> bool:
     return isinstance(func, cst.Attribute) and func.attr.value == "state_dict"
 
 
-def _calls_name(node: cst.CSTNode, name: str) -> bool:
-    """`name(...)`: a loaded dict or tensor is never called, a loaded module is."""
-    return isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == name
-
-
 def _pickled_name(value: cst.BaseExpression) -> bool:
     name = value.attr.value if isinstance(value, cst.Attribute) else value.value if isinstance(value, cst.Name) else ""
     return name in PICKLED_NAMES or name.endswith(("_class", "_cls"))  # a class or its config: pickled
+
+
+def _called(parent: cst.CSTNode | None, node: cst.CSTNode) -> bool:
+    return isinstance(parent, cst.Call) and parent.func is node

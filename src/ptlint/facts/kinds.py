@@ -24,6 +24,14 @@ MODULE_ONLY_METHODS = {
 }
 # Words that mark a model-like name as data about a model (`model_state_dict`, `net_out`, `model_path`).
 DATA_WORDS = re.compile(r"(state|dict|sd|path|dir|file|name|cfg|config|out|output|outputs|args|kwargs|type|fn|id|ckpt|weights?|url)$")
+# The same, as any word of the name (`model_preds`, `net_features`, `model_class`).
+DATA_WORD_SET = {
+    "state", "states", "dict", "sd", "weights", "weight", "params", "param", "parameters", "ckpt", "checkpoint",
+    "path", "file", "filename", "dir", "name", "names", "cfg", "config", "args", "kwargs", "hparams", "out",
+    "outs", "output", "outputs", "pred", "preds", "logits", "feats", "features", "emb", "embeds", "embeddings",
+    "loss", "losses", "data", "info", "meta", "type", "id", "url", "tensor", "tensors", "scores", "grads",
+    "stats", "results", "cache", "cp", "class", "cls",
+}
 # Calls on a module that return the module itself.
 SELF_RETURNING = {"to", "cuda", "cpu", "eval", "train", "half", "float", "double", "bfloat16", "requires_grad_", "to_empty"}
 NON_MODULE_NN = {"Parameter", "parameter", "functional", "init", "utils", "grad", "Buffer"}
@@ -68,7 +76,7 @@ def is_module_constructor(owner: Any, call: cst.CSTNode) -> bool:
     # model.to(device), Net().cuda(), model.eval()
     if isinstance(call.func, cst.Attribute) and call.func.attr.value in SELF_RETURNING:
         return is_module_expr(ctx, call.func.value)
-    return False
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "unwrap_model"  # accelerate, transformers
 
 
 def is_script_module(owner: Any, expr: cst.CSTNode) -> bool:
@@ -115,6 +123,14 @@ def _is_module_expr(ctx: "Model", expr: cst.CSTNode, _depth: int) -> bool:
 def _name_is_module(ctx: "Model", expr: cst.Name, depth: int) -> bool:
     facts = ctx.facts_at(expr)
     b = ctx.binding(expr)
+    if expr.value == "self" and b is not None and b.kind == "param":
+        info = ctx.class_info(b.stmt)
+        if info is not None and info.is_module and ctx.tree.method_of(b.stmt) is info.node:  # type: ignore[arg-type]
+            return True
+    if b is not None and b.kind == "param":
+        verdict = annotation_is_module(ctx, b.stmt, expr.value)
+        if verdict is not None:
+            return verdict
     if b is not None and b.value is not None and b.kind == "assign":
         value = b.value
         if is_module_constructor(ctx, value):
@@ -142,11 +158,43 @@ def _name_is_module(ctx: "Model", expr: cst.Name, depth: int) -> bool:
 
 
 def conventional_model_name(name: str) -> bool:
-    """`model`, `net`, `encoder`, `*_model`... but not data about a model (`model_state_dict`)."""
+    """`model`, `net`, `encoder`, `*_model`... but not data about a model (`model_state_dict`, `model_preds`)."""
     if MODEL_NAME_RE.match(name) is None:
         return False
     tail = name.rsplit("_", 1)[-1] if "_" in name else ""
-    return not (tail and DATA_WORDS.match(tail) and not MODEL_NAME_RE.match(tail))
+    if tail and DATA_WORDS.match(tail) and not MODEL_NAME_RE.match(tail):
+        return False
+    return not {w.lower() for w in re.findall(r"[a-z]+|[A-Z][a-z]*", name)} & DATA_WORD_SET
+
+
+def annotation_is_module(owner: Any, func: cst.CSTNode, name: str) -> bool | None:
+    """What the annotation of parameter `name` of `func` says: a module class (`nn.Module`, an in-file
+    subclass, `Optional[X]` of one), another type, or nothing (None)."""
+    if not isinstance(func, cst.FunctionDef):
+        return None
+    params = func.params
+    ann = next((p.annotation.annotation for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+                if p.name.value == name and p.annotation is not None), None)
+    if ann is None:
+        return None
+    if isinstance(ann, cst.BinaryOperation) and isinstance(ann.operator, cst.BitOr) and _is_literal(ann.right):
+        ann = ann.left  # `X | None`
+    if isinstance(ann, cst.Subscript):
+        inner = ann.slice[0].slice if ann.slice else None
+        optional = (dotted_name(ann.value) or "").endswith("Optional")
+        ann = inner.value if optional and isinstance(inner, cst.Index) else ann.value
+    ctx = _model(owner)
+    q = ctx.qualified_name(ann) or dotted_name(ann)
+    if q is None:
+        return None
+    info = ctx.classes.get(q)
+    if info is not None:
+        return info.is_module
+    from ptlint.facts.classes import LIGHTNING_BASES, MODULE_BASES
+
+    parts = q.split(".")
+    in_nn = q.startswith("torch.nn.") and not NON_MODULE_NN.intersection(parts) and parts[-1][:1].isupper()
+    return q in MODULE_BASES or q in LIGHTNING_BASES or in_nn
 
 
 def _used_as_module(facts, name: str) -> bool:

@@ -15,6 +15,7 @@ from ptlint.facts.classes import ClassInfo, collect_classes
 from ptlint.facts.dataflow import Binding, ScopeFacts, Use
 from ptlint.facts.imports import ImportMap
 from ptlint.facts.walk import iter_nodes
+from ptlint.semantic.checkpoints import Checkpoints
 from ptlint.semantic.flow import Flow
 from ptlint.semantic.graph import Carry, Graph
 from ptlint.semantic.modes import Modes
@@ -43,6 +44,7 @@ class Model:
         self._torch: TorchFacts | None = None
         self._modes: Modes | None = None
         self._graph: Graph | None = None
+        self._checkpoints: Checkpoints | None = None
         self._classes: dict[str, ClassInfo] | None = None
         self._self_assigns: dict[int, dict[str, list[cst.CSTNode]]] = {}
         self._loops: Any = None
@@ -98,6 +100,13 @@ class Model:
         if self._modes is None:
             self._modes = Modes(weakref.proxy(self))
         return self._modes
+
+    @property
+    def checkpoints(self) -> Checkpoints:
+        """The nn.Modules that `torch.save` calls pickle (see semantic/checkpoints.py)."""
+        if self._checkpoints is None:
+            self._checkpoints = Checkpoints(weakref.proxy(self))
+        return self._checkpoints
 
     @property
     def classes(self) -> dict[str, ClassInfo]:
