@@ -6,7 +6,6 @@ import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.loops import bound_in
-from ptlint.facts.walk import iter_nodes
 from ptlint.fixes import move_statement
 from ptlint.rule import Fix, FixSafety, Rule
 
@@ -87,17 +86,17 @@ class ModuleToDeviceInLoop(Rule):
         head = receiver.split(".")[0]
         if receiver in bound or (head in bound and head != "self"):
             return True
-        used = {n.value for a in call.args for n in (a.value, *iter_nodes(a.value, enter_scopes=True)) if isinstance(n, cst.Name)}
+        tree = self.ctx.model.tree
+        used = {n.value for a in call.args for n in (a.value, *tree.below(a.value, cst.Name)) if isinstance(n, cst.Name)}
         return bool(used & bound)
 
     def _offloads(self, loop: cst.CSTNode, call: cst.Call, receiver: str) -> bool:
         """Another, different move of the same receiver in the loop (offloading, swapping)."""
         code = cst.Module([]).code_for_node
         mine = code(call)
-        for node in iter_nodes(loop, enter_scopes=False):
+        for node in self.ctx.model.tree.below(loop, cst.Call, scopes=False):
             if (
-                isinstance(node, cst.Call)
-                and isinstance(node.func, cst.Attribute)
+                isinstance(node.func, cst.Attribute)  # type: ignore[attr-defined]
                 and node.func.attr.value in MOVES
                 and dotted_name(node.func.value) == receiver
                 and code(node) != mine

@@ -5,7 +5,6 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import iter_nodes
 from ptlint.rule import Edit, Fix, FixSafety, InsertBefore, Replace, Rule
 
 # torch functions that return a tuple or list of tensors, not one tensor.
@@ -94,20 +93,22 @@ class ElementwiseItemLoop(Rule):
         if not self._is_tensor(tensor, node.iter):
             return
         index = node.target.value
-        reads = [n for n in iter_nodes(node.body) if _item_of(n, tensor, index)]
-        if not reads or _changed_in(node.body, tensor):
+        tree = self.ctx.model.tree
+        reads = [n for n in tree.below(node.body, cst.Call, scopes=False) if _item_of(n, tensor, index)]
+        if not reads or self._changed_in(node.body, tensor):
             return
         self.report(reads[0], fix=self._loop_fix(node, tensor, reads))
 
     def _element_loop(self, node: cst.For) -> None:
         """`for x in t: ... x.item()`: the fix iterates over `t.tolist()` and reads `x`."""
         name = node.target.value  # type: ignore[attr-defined]
-        if not self._is_tensor(node.iter, node.iter) or _changed_in(node.body, node.iter):
+        if not self._is_tensor(node.iter, node.iter) or self._changed_in(node.body, node.iter):
             return
-        reads = [n for n in iter_nodes(node.body) if _is_item(n) and _same(n.func.value, node.target)]  # type: ignore[attr-defined]
+        tree = self.ctx.model.tree
+        reads = [n for n in tree.below(node.body, cst.Call, scopes=False) if _is_item(n) and _same(n.func.value, node.target)]  # type: ignore[attr-defined]
         if not reads:
             return
-        uses = [n for n in iter_nodes(node.body, enter_scopes=True) if isinstance(n, cst.Name) and n.value == name]
+        uses = [n for n in tree.names(name) if tree.contains(node.body, n)]
         facts = self.ctx.scope_facts()
         rebound = any(facts.contains(node.body, b.stmt) for b in facts.bindings_of(name))
         fix = None
@@ -115,6 +116,10 @@ class ElementwiseItemLoop(Rule):
             edits = (Replace(node.iter, _tolist(node.iter)), *(Replace(r, cst.Name(name)) for r in reads))
             fix = Fix("Iterate over the list from `.tolist()`", FixSafety.UNSAFE, edits)
         self.report(reads[0], fix=fix)
+
+    def _changed_in(self, body: cst.CSTNode, tensor: cst.BaseExpression) -> bool:
+        """The loop's `body` changes `tensor` (nested functions included)."""
+        return _changes(self.ctx.model.tree.below(body, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.Call)), tensor)
 
     def _elementwise(self, elt: cst.BaseExpression, target: cst.BaseAssignTargetExpression, it: cst.BaseExpression) -> cst.BaseExpression | None:
         """The tensor read element by element, or None."""
@@ -224,9 +229,9 @@ def _sized_by_method(it: cst.BaseExpression, tensor: cst.BaseExpression) -> bool
     return isinstance(size, cst.Subscript) and isinstance(size.value, cst.Attribute) and _same(size.value.value, tensor)
 
 
-def _changed_in(body: cst.CSTNode, tensor: cst.BaseExpression) -> bool:
-    """`t = ...`, `t[...] = ...`, `t += ...` or an in-place `t.xxx_()` inside the loop."""
-    for node in iter_nodes(body, enter_scopes=True):
+def _changes(nodes: list[cst.CSTNode], tensor: cst.BaseExpression) -> bool:
+    """`t = ...`, `t[...] = ...`, `t += ...` or an in-place `t.xxx_()` among `nodes`."""
+    for node in nodes:
         targets: list[cst.CSTNode] = []
         if isinstance(node, cst.Assign):
             targets = [t.target for t in node.targets]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import iter_nodes
 from ptlint.fixes import move_statement
 from ptlint.rule import Fix, FixSafety, Rule
 
@@ -120,7 +119,14 @@ class EmptyCacheInLoop(Rule):
         for node in below:
             if isinstance(node, (cst.ExceptHandler, cst.ExceptStarHandler)):
                 return True
-            if isinstance(node, (cst.If, cst.While)) and node is not loop and _mentions_memory(node.test):
+            if isinstance(node, (cst.If, cst.While)) and node is not loop and self._mentions_memory(node.test):
+                return True
+        return False
+
+    def _mentions_memory(self, test: cst.CSTNode) -> bool:
+        for node in (test, *self.ctx.model.tree.below(test, (cst.Name, cst.Attribute))):
+            name = dotted_name(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
+            if name and any(w in name.lower() for w in MEMORY_WORDS):
                 return True
         return False
 
@@ -131,9 +137,3 @@ def _del_targets(target: cst.BaseExpression) -> list[cst.BaseExpression]:
     return [target]
 
 
-def _mentions_memory(test: cst.CSTNode) -> bool:
-    for node in (test, *iter_nodes(test, enter_scopes=True)):
-        name = dotted_name(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
-        if name and any(w in name.lower() for w in MEMORY_WORDS):
-            return True
-    return False
