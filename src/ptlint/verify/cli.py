@@ -24,6 +24,8 @@ def main(
     scenarios: Sequence[str],
     jobs: int | None,
     timeout: int,
+    wide: bool = False,
+    repeats: int = harness.DEFAULT_REPEATS,
 ) -> int:
     for code in codes:
         rule = by_code_or_name(code)
@@ -34,12 +36,13 @@ def main(
             click.echo(f"ptlint: warning: {rule.code} has no fix; there is nothing to verify", err=True)
     try:
         outcome = harness.verify(
-            codes, device, steps, [Path(p) for p in scenarios], jobs=jobs or harness.default_jobs(), timeout=timeout
+            codes, device, steps, [Path(p) for p in scenarios], jobs=jobs or harness.default_jobs(), timeout=timeout,
+            repeats=repeats,
         )
-    except TorchMissing as exc:
+    except (TorchMissing, harness.DeviceUnavailable) as exc:
         click.echo(f"ptlint: error: {exc}", err=True)
         return EXIT_ERROR
-    click.echo(report.render(outcome, output_format), nl=False)
+    click.echo(report.render(outcome, output_format, wide=wide), nl=False)
     if report_file:
         Path(report_file).write_text(report.html_report(outcome), encoding="utf-8")
     return EXIT_FAILED if outcome.failed else EXIT_OK

@@ -21,6 +21,54 @@ _FORMATS = {
 }
 
 
+def quantile(values: list[float], q: float) -> float:
+    """The q-quantile of `values` (linear interpolation, as numpy's default)."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def spread(values: list[float], over: str = "runs") -> dict[str, Any]:
+    """Median, quartiles, extremes and count of repeated measurements; `over`: "runs" or "blocks"."""
+    return {"median": quantile(values, 0.5), "q1": quantile(values, 0.25), "q3": quantile(values, 0.75),
+            "min": min(values), "max": max(values), "repeats": len(values), "over": over}
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's outcome from its repeated runs (separate processes).
+
+    The first run gives the status, result and invariant that the contract judges; each metric is the
+    median over the runs that completed, with its spread over them. With a single run, the time's
+    spread is the one over the timer's blocks within that run.
+    """
+    first = dict(runs[0])
+    ok = [r for r in runs if r.get("status") == "ok"]
+    if first.get("status") != "ok" or len(runs) == 1:
+        return first
+    values: dict[str, list[float]] = {}
+    for run in ok:
+        for key, value in run.get("metrics", {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values.setdefault(key, []).append(value)
+    first["metrics"] = {k: _median_like(v) for k, v in values.items()}
+    first["spread"] = {k: spread([float(x) for x in v]) for k, v in values.items()}
+    first["runs"] = len(ok)
+    failed = [r for r in runs[1:] if r.get("status") != "ok"]
+    if failed:
+        first["warnings"] = list(first.get("warnings", [])) + [
+            f"{len(failed)} of {len(runs)} runs did not complete: {_failure(failed[0])}"]
+    return first
+
+
+def _median_like(values: list[float]) -> float:
+    """The median, an int when the values are ints that agree (exact counts stay counts)."""
+    if all(isinstance(v, int) for v in values) and len(set(values)) == 1:
+        return values[0]
+    return quantile([float(v) for v in values], 0.5)
+
+
 @dataclass
 class Verdict:
     verdict: str
@@ -124,6 +172,9 @@ def _failure(outcome: dict[str, Any]) -> str:
 def judge(contract: str, decl: dict[str, Any], device: str, bad: dict[str, Any], fixed: dict[str, Any]) -> Verdict:
     """The verdict of one scenario on one device from the two variants' outcomes."""
     has_invariant = bool(decl.get("has_invariant"))
+    for outcome in (bad, fixed):
+        if outcome.get("status") == "unavailable":  # a module in NEEDS is installed but broken
+            return Verdict(SKIP, str(outcome.get("error", "a module the scenario needs does not import")))
     if not _ran(fixed):
         return Verdict(FAIL, f"the fixed variant {_failure(fixed)}")
     if bad.get("status") not in ("ok", "raised"):

@@ -70,12 +70,12 @@ def cuda_peak(call: Callable[[], Any], device: str) -> int:
     return max(0, torch.cuda.max_memory_allocated(device) - base)
 
 
-def time_per_call(call: Callable[[], Any], min_run_time: float) -> float:
-    """Median seconds per call, with torch.utils.benchmark's blocked_autorange."""
+def time_per_call(call: Callable[[], Any], min_run_time: float) -> list[float]:
+    """Seconds per call of each repeat (block) of torch.utils.benchmark's blocked_autorange."""
     import torch.utils.benchmark as benchmark
 
     timer = benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=torch.get_num_threads())
-    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+    return [float(t) for t in timer.blocked_autorange(min_run_time=min_run_time).times]
 
 
 def slope(values: list[float]) -> float:

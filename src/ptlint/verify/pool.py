@@ -90,6 +90,8 @@ def _spawn(job: dict[str, Any]) -> dict[str, Any]:
             cmd += ["--steps", str(job["steps"])]
         if job.get("werror"):
             cmd.append("--werror")
+        for need in job.get("needs") or ():
+            cmd += ["--needs", need]
     with open(job["log"], "w") as log:
         try:
             proc = subprocess.run(cmd, stdout=log, stderr=log, env=_env(), cwd=job.get("cwd"), timeout=job["timeout"])

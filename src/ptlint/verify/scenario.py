@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -14,11 +15,14 @@ from ptlint.rule import FixSafety, Rule
 Fixer = Callable[[str, str, Sequence[type[Rule]]], str]
 
 
-
 def _fixtures() -> Path:
-    """`fixtures/` of the source checkout, else of the current folder."""
+    """`fixtures/` of the source checkout; else the scenarios installed with ptlint (`ptlint.verify.bundled`,
+    the fixtures' `*/verify/*.py` as package data); else `fixtures/` of the current folder."""
     beside = Path(__file__).resolve().parents[3] / "fixtures"
-    return beside if beside.is_dir() else Path.cwd() / "fixtures"
+    if beside.is_dir():
+        return beside
+    bundled = Path(__file__).resolve().parent / "bundled"
+    return bundled if bundled.is_dir() else Path.cwd() / "fixtures"
 
 
 FIXTURES = _fixtures()
@@ -98,12 +102,27 @@ def user(path: Path) -> Scenario:
     return Scenario(path.name, path, tuple(fixable_rules()), str(contract), decl, "user scenario")
 
 
+def description(text: str) -> str:
+    """The scenario's docstring: what it runs and what goes wrong in it."""
+    try:
+        return ast.get_docstring(ast.parse(text)) or ""
+    except SyntaxError:
+        return ""
+
+
+def needed_modules(decl: dict[str, Any]) -> list[str]:
+    """The module names in NEEDS (not "cuda" or "2gpus")."""
+    needs = decl.get("needs") or ()
+    return [str(n) for n in ((needs,) if isinstance(needs, str) else tuple(needs)) if n not in ("cuda", "2gpus")]
+
+
 @dataclass
 class Variants:
     bad: Path
     fixed: Path
     applied: list[str]  # codes reported in the bad variant
     error: str | None = None
+    diff: str = ""  # unified diff of the fixer's change
 
 
 def make_variants(scenario: Scenario, folder: Path, fixer: Fixer = default_fixer) -> Variants:
@@ -123,9 +142,12 @@ def make_variants(scenario: Scenario, folder: Path, fixer: Fixer = default_fixer
     except Exception as exc:
         return Variants(bad, fixed, applied, f"the fixer raised {type(exc).__name__}: {exc}")
     fixed.write_text(new, encoding="utf-8")
+    name = scenario.path.name
+    diff = "".join(difflib.unified_diff(text.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        f"bad/{name}", f"fixed/{name}"))
     if not found:
         codes = ", ".join(r.code for r in scenario.rules) if len(scenario.rules) == 1 else "any rule"
-        return Variants(bad, fixed, applied, f"{codes} reports nothing in the scenario")
+        return Variants(bad, fixed, applied, f"{codes} reports nothing in the scenario", diff)
     if new == text:
         return Variants(bad, fixed, applied, "the fix does not apply: the fixer changed nothing")
-    return Variants(bad, fixed, applied)
+    return Variants(bad, fixed, applied, diff=diff)

@@ -24,7 +24,7 @@ import warnings
 from typing import Any
 
 MODULE_NAME = "ptlint_scenario"
-MIN_RUN_TIME = 0.1  # seconds of timing per variant; kept small so CI stays fast
+MIN_RUN_TIME = 0.1  # seconds of timing per run of a variant; kept small so CI stays fast (each variant runs 3 times)
 
 
 def settle(device: str) -> None:
@@ -98,15 +98,19 @@ def _steps_of(run: Any) -> tuple[bool, int | None]:
     return True, default if isinstance(default, int) else None
 
 
-def run_variant(path: str, device: str, steps: int | None, werror: bool) -> dict[str, Any]:
+def run_variant(path: str, device: str, steps: int | None, werror: bool, needs: list[str] | None = None) -> dict[str, Any]:
     """Run one variant: result, invariant, metrics. Never raises."""
     out: dict[str, Any] = {"status": "ok", "metrics": {}, "warnings": []}
     try:
         import torch
 
         from ptlint.verify import metrics
+        from ptlint.verify.compare import spread
     except Exception as exc:  # pragma: no cover - checked by the caller first
         return {"status": "error", "error": f"cannot import torch: {exc}"}
+    broken = import_needs(list(needs or ()))
+    if broken:
+        return {"status": "unavailable", "error": broken}
     if werror:
         warnings.resetwarnings()
         warnings.simplefilter("error")
@@ -175,10 +179,37 @@ def run_variant(path: str, device: str, steps: int | None, werror: bool) -> dict
     if isinstance(result.get("_syncs"), int):
         m["syncs"] = result["_syncs"]
     try:
-        m["time_per_step"] = metrics.time_per_call(call, MIN_RUN_TIME) / n
+        per_step = [t / n for t in metrics.time_per_call(call, MIN_RUN_TIME)]
+        out["spread"] = {"time_per_step": spread(per_step, over="blocks")}
+        m["time_per_step"] = out["spread"]["time_per_step"]["median"]
     except Exception as exc:
         out["warnings"].append(f"timing failed: {_error(exc)}")
     return out
+
+
+def import_needs(needs: list[str]) -> str | None:
+    """Import the modules the scenario declares in NEEDS; why one of them does not import, or None.
+
+    They are imported before the scenario, with warnings ignored: a dependency's own import-time
+    warnings are not the scenario's (under -W error they would fail both variants alike).
+    """
+    import importlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    for name in needs:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                importlib.import_module(name)
+        except Exception as exc:
+            try:
+                installed = f"{name} {version(name)}"
+            except (PackageNotFoundError, ValueError):
+                installed = name
+            import torch
+
+            return f"{installed} is installed but does not import with torch {torch.__version__}: {_error(exc)}"
+    return None
 
 
 def _invariant(module: Any, result: dict) -> bool | None:
@@ -208,6 +239,7 @@ def probe() -> dict[str, Any]:
         "cuda": cuda,
         "gpus": torch.cuda.device_count() if cuda else 0,
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "cuda_build": torch.version.cuda,
     }
 
 
@@ -224,7 +256,7 @@ def _child(job: dict[str, Any]) -> None:
         if job.get("probe"):
             answer = probe()
         else:
-            answer = run_variant(job["path"], job["device"], job.get("steps"), bool(job.get("werror")))
+            answer = run_variant(job["path"], job["device"], job.get("steps"), bool(job.get("werror")), job.get("needs"))
         with open(job["out"], "w") as handle:
             json.dump(answer, handle)
     except BaseException:
@@ -289,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--werror", action="store_true")
     parser.add_argument("--json-out")
+    parser.add_argument("--needs", action="append", default=[], help="a module the scenario needs (repeatable)")
     args = parser.parse_args(argv)
     if args.serve:
         return serve()
@@ -298,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             warm()  # the same state as a forked child, so that metrics compare across modes
         except Exception:
             pass  # run_variant reports the missing torch
-    answer = probe() if args.probe else run_variant(args.file, args.device, args.steps, args.werror)
+    answer = probe() if args.probe else run_variant(args.file, args.device, args.steps, args.werror, args.needs)
     text = json.dumps(answer)
     if args.json_out:
         with open(args.json_out, "w") as handle:
