@@ -135,3 +135,18 @@ def test_append_keyword_keeps_layout(source: str, expected: str) -> None:
     module = cst.parse_module(source)
     call = module.body[0].body[0].value  # type: ignore[attr-defined]
     assert module.code_for_node(append_keyword(call, "k", cst.Name("True"))) == expected
+
+
+def test_parameter_named_torch_is_not_the_module(tmp_path: Path) -> None:
+    """Issue 15, defect 4: `def restore(torch, path): torch.load(path)` loads with whatever was passed."""
+    shadowed = (
+        "import torch\n\n\ndef restore(torch, path):\n    return torch.load(path)\n\n\n"
+        "def export(torch, model, path):\n    torch.save(model, path)\n"
+    )
+    _project(tmp_path, shadowed)
+    assert _check(tmp_path, "--select", "PTL006,PTL019") == (0, "")
+    # The same calls through the imported module are reported.
+    _project(tmp_path, shadowed.replace("(torch, ", "("))
+    code, out = _check(tmp_path, "--select", "PTL006,PTL019")
+    assert code == 1
+    assert [line.split(" ")[1] for line in out.splitlines() if line.startswith("train.py:")] == ["PTL019", "PTL006"]
