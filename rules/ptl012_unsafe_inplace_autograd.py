@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ptlint.facts.walk import iter_nodes
+from ptlint.callargs import keyword
 from ptlint.rule import Fix, FixSafety, InsertBefore, Replace, Rule
+from ptlint.semantic.flow import is_true
 
 F = "torch.nn.functional."
 NN = "torch.nn."
@@ -106,10 +107,11 @@ class UnsafeInplaceAutograd(Rule):
         if info is None or not info.is_module or self.ctx.in_no_grad():
             return False
         # Branches on the mode or on grad being enabled may only run where nothing calls backward.
+        tree = self.ctx.model.tree
         for node in self.ctx.stack:
             if isinstance(node, cst.If) and any(
                 (isinstance(n, cst.Attribute) and n.attr.value in GRAD_WORDS) or (isinstance(n, cst.Name) and n.value in GRAD_WORDS)
-                for n in (node.test, *iter_nodes(node.test))
+                for n in (node.test, *tree.below(node.test, (cst.Attribute, cst.Name), scopes=False))
             ):
                 return False
         return True
@@ -243,20 +245,16 @@ def _first_positional(call: cst.Call) -> cst.BaseExpression | None:
     return positional[0].value if positional else None
 
 
-def _kwarg_true(call: cst.Call, keyword: str) -> bool:
-    return any(
-        a.keyword is not None and a.keyword.value == keyword and isinstance(a.value, cst.Name) and a.value.value == "True"
-        for a in call.args
-    )
+def _kwarg_true(call: cst.Call, name: str) -> bool:
+    arg = keyword(call, name)
+    return arg is not None and is_true(arg.value)
 
 
 def _module_inplace(made: cst.Call, q: str) -> bool:
     if _kwarg_true(made, "inplace"):
         return True
     positional = [a.value for a in made.args if a.keyword is None]
-    return q in (NN + "ReLU", NN + "ReLU6", NN + "SELU", NN + "SiLU") and bool(positional) and (
-        isinstance(positional[0], cst.Name) and positional[0].value == "True"
-    )
+    return q in (NN + "ReLU", NN + "ReLU6", NN + "SELU", NN + "SiLU") and bool(positional) and is_true(positional[0])
 
 
 def _without_kwarg(call: cst.Call, keyword: str) -> cst.Call:

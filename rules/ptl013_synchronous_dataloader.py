@@ -8,7 +8,6 @@ import libcst as cst
 
 from ptlint.facts.imports import dotted_name
 from ptlint.facts.paths import is_test_path
-from ptlint.facts.walk import iter_nodes
 from ptlint.callargs import append_keyword
 from ptlint.fixes import add_import
 from ptlint.rule import Edit, Fix, FixSafety, Replace, Rule
@@ -96,11 +95,8 @@ class SynchronousDataLoader(Rule):
         return None
 
     def _resolve(self, expr: cst.BaseExpression) -> cst.BaseExpression:
-        if isinstance(expr, cst.Name):
-            binding = self.ctx.reaching(expr)
-            if binding is not None and binding.kind == "assign" and binding.value is not None:
-                return binding.value  # type: ignore[return-value]
-        return expr
+        value = self.ctx.model.value(expr) if isinstance(expr, cst.Name) else None
+        return value if isinstance(value, cst.BaseExpression) else expr
 
     def _in_memory(self, dataset: cst.BaseExpression) -> bool:
         value = self._resolve(dataset)
@@ -117,7 +113,7 @@ class SynchronousDataLoader(Rule):
         getitem = cls.methods.get("__getitem__") if cls is not None else None
         if getitem is None:
             return False
-        nodes = list(iter_nodes(getitem.body))
+        nodes = self.ctx.model.tree.below(getitem.body, (cst.Return, cst.Call), scopes=False)
         returns = any(isinstance(n, cst.Return) and n.value is not None for n in nodes)
         return returns and not any(isinstance(n, cst.Call) for n in nodes)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ptlint.facts.walk import iter_nodes
+from ptlint.facts.classes import ClassInfo
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 F = "torch.nn.functional."
@@ -203,16 +203,16 @@ class LossInputMismatch(Rule):
         forward = info.methods.get("forward") if info is not None and info.is_module else None
         if forward is None:
             return None
-        returns = [n for n in iter_nodes(forward.body) if isinstance(n, cst.Return)]
+        returns = self.ctx.model.tree.below(forward.body, cst.Return, scopes=False)
         if not returns:
             return None
         kinds = set()
         for ret in returns:
             value = ret.value
-            kinds.add(self._return_kind(value, info.node) if value is not None else None)
+            kinds.add(self._return_kind(value, info) if value is not None else None)  # type: ignore[attr-defined]
         return kinds.pop() if len(kinds) == 1 else None
 
-    def _return_kind(self, value: cst.BaseExpression, cls: cst.ClassDef) -> str | None:
+    def _return_kind(self, value: cst.BaseExpression, cls: ClassInfo) -> str | None:
         if not isinstance(value, cst.Call):
             return None
         q = self.ctx.qualname(value.func)
@@ -221,7 +221,7 @@ class LossInputMismatch(Rule):
         if q is None and isinstance(value.func, cst.Attribute) and value.func.attr.value in ACTIVATION_METHODS:
             owner = value.func.value
             if isinstance(owner, cst.Name) and owner.value == "self":
-                init = next((s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"), None)
+                init = cls.methods.get("__init__")
                 if init is None:
                     return None
                 made = self.ctx.self_assignments(init, value.func.attr.value)

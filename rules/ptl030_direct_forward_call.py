@@ -73,8 +73,6 @@ class DirectForwardCall(Rule):
 
     def _constructed_on_self(self, attr: str) -> bool:
         """`self.<attr>` is assigned an nn.Module constructor in `__init__` (a name alone is not enough)."""
-        from ptlint.facts.kinds import is_module_constructor
-
         info = self.ctx.class_info()
         init = info.methods.get("__init__") if info is not None else None
-        return init is not None and any(is_module_constructor(self.ctx, v) for v in self.ctx.self_assignments(init, attr))
+        return init is not None and any(self.ctx.model.is_module_constructor(v) for v in self.ctx.self_assignments(init, attr))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import iter_nodes
 from ptlint.rule import FixSafety, Rule
 
 TENSOR_PREDICATES = {"isnan", "isinf", "isfinite", "any", "all", "equal", "allclose", "isclose", "is_nonzero"}
@@ -87,8 +86,12 @@ class TensorTruthinessInLoop(Rule):
         self.report(test)
 
     def _tensor_valued(self, test: cst.BaseExpression, loop: cst.CSTNode) -> bool:
-        losses = _backward_names(loop)
-        for node in (test, *iter_nodes(test)):
+        tree = self.ctx.model.tree
+        losses = {
+            name for c in tree.below(loop, cst.Call, scopes=False)
+            if isinstance(c.func, cst.Attribute) and c.func.attr.value == "backward" and (name := dotted_name(c.func.value))  # type: ignore[attr-defined]
+        }
+        for node in (test, *tree.below(test, (cst.Call, cst.Comparison, cst.UnaryOperation), scopes=False)):
             if isinstance(node, cst.Call):
                 qualified = self.ctx.qualname(node.func) or ""
                 if qualified.startswith("torch.") and qualified.rsplit(".", 1)[-1] in TENSOR_PREDICATES:
@@ -116,13 +119,3 @@ class TensorTruthinessInLoop(Rule):
             if dotted_name(func) in {"float", "int", "bool"}:
                 return False
         return True
-
-
-def _backward_names(loop: cst.CSTNode) -> set[str]:
-    names = set()
-    for node in iter_nodes(loop):
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "backward":
-            name = dotted_name(node.func.value)
-            if name:
-                names.add(name)
-    return names
