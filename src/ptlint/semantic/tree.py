@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from heapq import merge
-from typing import Iterator
+from typing import Any, Iterator
 
 import libcst as cst
 
-from ptlint.facts.walk import children, iter_nodes
+from ptlint.facts.walk import IsSubclass, children, iter_nodes
 
 LOOP_TYPES = (cst.For, cst.While)
 FUNCTION_TYPES = (cst.FunctionDef, cst.Lambda)
@@ -23,8 +23,11 @@ class Tree:
 
     def __init__(self, module: cst.Module) -> None:
         self.module = module
-        # id(node) -> (node, parent, order, end): the node itself is kept so its id cannot be reused.
-        self._info: dict[int, tuple[cst.CSTNode, cst.CSTNode | None, int, int]] = {}
+        # id(node) -> (node, parent, order, end, innermost function around it): the node itself is kept
+        # so its id cannot be reused.
+        self._info: dict[int, tuple[cst.CSTNode, cst.CSTNode | None, int, int, cst.FunctionDef | None]] = {}
+        # (types asked for) -> {node type: whether it is one of them}: a dict lookup, not an ABC isinstance.
+        self._is: dict[Any, IsSubclass] = {}
         # Built when first asked: node type -> (orders, nodes) in source order; identifier -> its Name nodes.
         self._by_type: dict[type, tuple[list[int], list[cst.CSTNode]]] | None = None
         self._by_name: dict[str, list[cst.Name]] | None = None
@@ -33,18 +36,20 @@ class Tree:
     def _build(self) -> None:
         info = self._info
         n = 0
-        # An explicit stack of (node, parent, order or -1 before its children are entered).
-        stack: list[tuple[cst.CSTNode, cst.CSTNode | None, int]] = [(self.module, None, -1)]
+        function_def = cst.FunctionDef
+        # An explicit stack of (node, parent, function, order or -1 before its children are entered).
+        stack: list[tuple[Any, Any, Any, int]] = [(self.module, None, None, -1)]
         while stack:
-            node, parent, start = stack.pop()
+            node, parent, func, start = stack.pop()
             if start >= 0:
-                info[id(node)] = (node, parent, start, n)
+                info[id(node)] = (node, parent, start, n, func)
                 continue
             n += 1
-            stack.append((node, parent, n))
+            stack.append((node, parent, func, n))
+            inner = node if type(node) is function_def else func
             kids = children(node)
             for child in reversed(kids):
-                stack.append((child, node, -1))
+                stack.append((child, node, inner, -1))
 
     # --- links ---
 
@@ -93,7 +98,7 @@ class Tree:
     def _index(self) -> dict[type, tuple[list[int], list[cst.CSTNode]]]:
         if self._by_type is None:
             pairs: dict[type, list[tuple[int, cst.CSTNode]]] = {}
-            for node, _, order, _ in self._info.values():
+            for node, _, order, _, _ in self._info.values():
                 pairs.setdefault(type(node), []).append((order, node))
             self._by_type = {}
             for kind, found in pairs.items():
@@ -155,9 +160,18 @@ class Tree:
 
     def enclosing(self, node: cst.CSTNode, types: type | tuple[type, ...]) -> cst.CSTNode | None:
         """The innermost strict ancestor of one of `types`."""
-        for anc in self.ancestors(node):
-            if isinstance(anc, types):
+        table = self._is.get(types)
+        if table is None:
+            table = self._is[types] = IsSubclass(types)  # type: ignore[arg-type]
+        info = self._info
+        hit = info.get(id(node))
+        while hit is not None:
+            anc = hit[1]
+            if anc is None:
+                return None
+            if table[type(anc)]:
                 return anc
+            hit = info.get(id(anc))
         return None
 
     def statement(self, node: cst.CSTNode) -> cst.BaseStatement | None:
@@ -168,7 +182,10 @@ class Tree:
 
     def function(self, node: cst.CSTNode) -> cst.FunctionDef | None:
         """The innermost function definition around `node` (`node` itself excluded)."""
-        return self.enclosing(node, cst.FunctionDef)  # type: ignore[return-value]
+        hit = self._info.get(id(node))
+        if hit is not None and hit[0] is node:
+            return hit[4]
+        return None
 
     def class_def(self, node: cst.CSTNode) -> cst.ClassDef | None:
         return self.enclosing(node, cst.ClassDef)  # type: ignore[return-value]
