@@ -5,8 +5,9 @@ from __future__ import annotations
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import in_blocks, iter_nodes
+from ptlint.callargs import keyword
 from ptlint.rule import Fix, FixSafety, Replace, Rule
+from ptlint.semantic.flow import is_true
 
 # torch factories whose result is a fresh tensor.
 FACTORIES = {
@@ -92,7 +93,7 @@ class UnregisteredSubmodule(Rule):
         if info is None or not (info.is_module or info.is_lightning) or info.methods.get("__init__") is not node:
             return
         registered: set[str] | None = None  # built at the first value `_check` could report
-        for stmt in _assignments(node.body):
+        for stmt in self.ctx.model.tree.below(node.body, cst.Assign, scopes=False):
             if len(stmt.targets) != 1:
                 continue
             target = stmt.targets[0].target
@@ -101,7 +102,7 @@ class UnregisteredSubmodule(Rule):
             if not self._candidate(stmt.value):
                 continue
             if registered is None:
-                registered = _registered_attrs(node)
+                registered = self._registered_attrs(node)
             attr = target.attr.value
             if attr in registered or "*" in registered or len(self.ctx.self_assignments(node, attr)) != 1:
                 continue
@@ -128,9 +129,9 @@ class UnregisteredSubmodule(Rule):
             return
         if not isinstance(value, cst.Call) or self._factory(value) is None:
             return
-        grad = _keyword(value, "requires_grad")
+        grad = keyword(value, "requires_grad")
         if grad is not None:
-            if not (isinstance(grad.value, cst.Name) and grad.value.value == "True"):
+            if not is_true(grad.value):
                 return
             spelled = _spell(self.ctx, "Parameter")
             args = [a for a in value.args if a is not grad]
@@ -140,14 +141,14 @@ class UnregisteredSubmodule(Rule):
             fix = Fix(f"Make it an `{spelled}`", FixSafety.UNSAFE, (Replace(value, new),))
             self._later(value, f"`self.{attr}` requires grad but is not a parameter; use `{spelled}`", fix)
             return
-        if _keyword(value, "device") is not None or not self._used_in_forward(attr):
+        if keyword(value, "device") is not None or not self._used_in_forward(attr):
             return
         info = self.ctx.class_info()
         if info is not None and any(self.ctx.self_assignments(f, attr) for n, f in info.methods.items() if n != "__init__"):
             return
         fix = None
-        parent = _statement_line(init, stmt)
-        if parent is not None and len(parent.body) == 1:
+        parent = self.ctx.model.tree.parent(stmt)
+        if isinstance(parent, cst.SimpleStatementLine) and len(parent.body) == 1:
             new_stmt = cst.parse_statement(f'self.register_buffer("{attr}", __value__, persistent=False)')
             new_stmt = new_stmt.with_deep_changes(new_stmt.body[0].value.args[1], value=value)  # type: ignore[attr-defined]
             new_stmt = new_stmt.with_changes(leading_lines=parent.leading_lines, trailing_whitespace=parent.trailing_whitespace)
@@ -208,8 +209,8 @@ class UnregisteredSubmodule(Rule):
     def _appended(self, init: cst.FunctionDef, attr: str) -> list[cst.BaseExpression]:
         """Arguments of `self.<attr>.append(...)` in `__init__`; an empty list when anything else happens."""
         found: list[cst.BaseExpression] = []
-        for node in iter_nodes(init.body, enter_scopes=False):
-            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and dotted_name(node.func.value) == f"self.{attr}":
+        for node in self.ctx.model.tree.below(init.body, cst.Call, scopes=False):
+            if isinstance(node.func, cst.Attribute) and dotted_name(node.func.value) == f"self.{attr}":  # type: ignore[attr-defined]
                 if node.func.attr.value != "append" or len(node.args) != 1:
                     return []
                 found.append(node.args[0].value)
@@ -226,53 +227,26 @@ class UnregisteredSubmodule(Rule):
         forward = info.methods.get("forward") if info is not None else None
         if forward is None:
             return False
-        return any(
-            isinstance(n, cst.Attribute) and dotted_name(n) == f"self.{attr}" for n in iter_nodes(forward.body, enter_scopes=False)
-        )
+        return any(dotted_name(n) == f"self.{attr}" for n in self.ctx.model.tree.below(forward.body, cst.Attribute, scopes=False))
 
-
-# Nodes whose children may hold statements (nested functions and classes are not entered).
-_BLOCKS = frozenset({
-    "IndentedBlock", "SimpleStatementLine", "SimpleStatementSuite", "If", "Else", "For", "While", "Try", "TryStar",
-    "ExceptHandler", "ExceptStarHandler", "Finally", "With", "Match", "MatchCase",
-})
-
-
-def _assignments(body: cst.BaseSuite) -> list[cst.Assign]:
-    """The `=` statements in `body`, in source order, without entering expressions or nested scopes."""
-    return in_blocks(body, "Assign", _BLOCKS)  # type: ignore[return-value]
-
-
-def _registered_attrs(init: cst.FunctionDef) -> set[str]:
-    """Attributes that `__init__` hands to a registering call (`nn.Sequential(*self.blocks)`, `add_module`)."""
-    out: set[str] = set()
-    for node in iter_nodes(init.body, enter_scopes=False):
-        if not isinstance(node, cst.Call):
-            continue
-        name = (dotted_name(node.func) or "").rsplit(".", 1)[-1]
-        if name in {"add_module", "register_module", "register_parameter", "setattr"}:
-            out.add("*")  # registered one by one: any container may hold already registered layers
-        for arg in node.args:
-            for inner in (arg.value, *iter_nodes(arg.value, enter_scopes=False)):
-                dotted = dotted_name(inner) if isinstance(inner, cst.Attribute) else None
-                if dotted and dotted.startswith("self.") and (name in REGISTERING or name[:1].isupper()):
-                    out.add(dotted.split(".")[1])
-    return out
-
-
-def _keyword(call: cst.Call, name: str) -> cst.Arg | None:
-    return next((a for a in call.args if a.keyword is not None and a.keyword.value == name), None)
+    def _registered_attrs(self, init: cst.FunctionDef) -> set[str]:
+        """Attributes that `__init__` hands to a registering call (`nn.Sequential(*self.blocks)`, `add_module`)."""
+        tree = self.ctx.model.tree
+        out: set[str] = set()
+        for node in tree.below(init.body, cst.Call, scopes=False):
+            name = (dotted_name(node.func) or "").rsplit(".", 1)[-1]  # type: ignore[attr-defined]
+            if name in {"add_module", "register_module", "register_parameter", "setattr"}:
+                out.add("*")  # registered one by one: any container may hold already registered layers
+            for arg in node.args:  # type: ignore[attr-defined]
+                for inner in (arg.value, *tree.below(arg.value, cst.Attribute, scopes=False)):
+                    dotted = dotted_name(inner) if isinstance(inner, cst.Attribute) else None
+                    if dotted and dotted.startswith("self.") and (name in REGISTERING or name[:1].isupper()):
+                        out.add(dotted.split(".")[1])
+        return out
 
 
 def _string(node: cst.BaseExpression) -> bool:
     return isinstance(node, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString))
-
-
-def _statement_line(init: cst.FunctionDef, small: cst.CSTNode) -> cst.SimpleStatementLine | None:
-    for node in iter_nodes(init.body, enter_scopes=False):
-        if isinstance(node, cst.SimpleStatementLine) and any(s is small for s in node.body):
-            return node
-    return None
 
 
 def _spell(ctx: object, name: str) -> str:

@@ -7,7 +7,6 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.walk import iter_nodes
 from ptlint.callargs import append_keyword
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
@@ -75,16 +74,17 @@ class ConvBiasBeforeBatchNorm(Rule):
         init, forward = info.methods.get("__init__"), info.methods.get("forward")
         if init is None or forward is None:
             return
+        tree = self.ctx.model.tree
         layers: dict[str, cst.Call] = {}
-        for stmt in iter_nodes(init):
-            if isinstance(stmt, cst.Assign) and len(stmt.targets) == 1 and isinstance(stmt.value, cst.Call):
-                target = stmt.targets[0].target
+        for stmt in tree.below(init, cst.Assign, scopes=False):
+            if len(stmt.targets) == 1 and isinstance(stmt.value, cst.Call):  # type: ignore[attr-defined]
+                target = stmt.targets[0].target  # type: ignore[attr-defined]
                 if isinstance(target, cst.Attribute) and dotted_name(target.value) == "self":
-                    layers[target.attr.value] = stmt.value
-        chains = [(c, n) for c, n in _chains(forward) if c in layers and n in layers]
+                    layers[target.attr.value] = stmt.value  # type: ignore[attr-defined]
+        chains = [(c, n) for c, n in _chains(tree.below(forward, (cst.Call, cst.IndentedBlock), scopes=False)) if c in layers and n in layers]
         if not chains:
             return
-        calls = _self_calls(node)  # the whole class: only when a conv-then-norm chain exists
+        calls = _self_calls(tree.below(node, cst.Call))  # the whole class: only when a conv-then-norm chain exists
         for conv_attr, norm_attr in chains:
             if calls.get(conv_attr) == 1:
                 self._check(layers[conv_attr], layers[norm_attr])
@@ -110,10 +110,10 @@ class ConvBiasBeforeBatchNorm(Rule):
         self.report(conv, fix=Fix("Pass `bias=False`", FixSafety.UNSAFE, (Replace(conv, new),)))
 
 
-def _self_calls(cls: cst.ClassDef) -> dict[str, int]:
-    """How often each `self.<attr>(...)` is called in the class."""
+def _self_calls(calls: list[cst.CSTNode]) -> dict[str, int]:
+    """How often each `self.<attr>(...)` is among `calls`."""
     counts: dict[str, int] = {}
-    for node in iter_nodes(cls, enter_scopes=True):
+    for node in calls:
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and dotted_name(node.func.value) == "self":
             counts[node.func.attr.value] = counts.get(node.func.attr.value, 0) + 1
     return counts
@@ -125,10 +125,11 @@ def _self_attr_call(expr: cst.CSTNode) -> tuple[str, cst.Call] | None:
     return None
 
 
-def _chains(forward: cst.FunctionDef) -> list[tuple[str, str]]:
-    """(conv attr, norm attr) for `self.n(self.c(x))` and `x = self.c(x)` followed by `x = self.n(x)`."""
+def _chains(nodes: list[cst.CSTNode]) -> list[tuple[str, str]]:
+    """(conv attr, norm attr) for `self.n(self.c(x))` and `x = self.c(x)` followed by `x = self.n(x)`, among the
+    calls and blocks of `forward`."""
     pairs: list[tuple[str, str]] = []
-    for node in iter_nodes(forward):
+    for node in nodes:
         outer = _self_attr_call(node)
         if outer is not None and outer[1].args:
             inner = _self_attr_call(outer[1].args[0].value)
