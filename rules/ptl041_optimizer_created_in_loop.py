@@ -73,8 +73,8 @@ class OptimizerCreatedInLoop(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         model = self.ctx.model
-        if model.kind(node) is not Kind.OPTIMIZER or not isinstance(node.func, (cst.Attribute, cst.Name)):
-            return
+        if not model.qualified_name(node.func) or model.kind(node) is not Kind.OPTIMIZER:
+            return  # an optimizer by its constructor: an imported name
         loops = model.tree.loops(node)
         if not loops:
             return
