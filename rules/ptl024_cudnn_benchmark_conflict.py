@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import libcst as cst
 
+from ptlint.callargs import keyword
 from ptlint.rule import Fix, FixSafety, Replace, Rule
+from ptlint.semantic.flow import is_false, is_true
 
 if TYPE_CHECKING:
     from ptlint.context import Context
@@ -100,16 +102,16 @@ class CudnnBenchmarkConflict(Rule):
         if len(node.targets) != 1:
             return
         q = self.ctx.qualname(node.targets[0].target)
-        if q == BENCHMARK and _is_const(node.value, "True"):
+        if q == BENCHMARK and is_true(node.value):
             self._benchmarks.append(self._site(node.value, "benchmark"))
-        elif q == BENCHMARK and _is_const(node.value, "False"):
+        elif q == BENCHMARK and is_false(node.value):
             self._disables.append(self._site(node, "benchmark = False"))
-        elif q == DETERMINISTIC and _is_const(node.value, "True"):
+        elif q == DETERMINISTIC and is_true(node.value):
             self._requests.append(self._site(node, "`cudnn.deterministic = True`"))
 
     def visit_Call(self, node: cst.Call) -> None:
         q = self.ctx.qualname(node.func) or ""
-        if q in USE_DETERMINISTIC and node.args and _is_const(node.args[0].value, "True"):
+        if q in USE_DETERMINISTIC and node.args and is_true(node.args[0].value):
             self._requests.append(self._site(node, "`use_deterministic_algorithms(True)`"))
         elif q in SEED_HELPERS and _keyword_true(node, "deterministic"):
             self._requests.append(self._site(node, "`set_seed(..., deterministic=True)`"))
@@ -124,7 +126,7 @@ class CudnnBenchmarkConflict(Rule):
         if not _keyword_true(node, "deterministic"):
             return
         for arg in node.args:
-            if arg.keyword is not None and arg.keyword.value == "benchmark" and _is_const(arg.value, "True"):
+            if arg.keyword is not None and arg.keyword.value == "benchmark" and is_true(arg.value):
                 fix = Fix("Set `benchmark=False`", FixSafety.UNSAFE, (Replace(arg.value, cst.Name("False")),))
                 self.report(arg.value, "`Trainer(benchmark=True)` conflicts with `deterministic=True`; "
                             "set `benchmark=False`", fix)
@@ -170,13 +172,10 @@ class CudnnBenchmarkConflict(Rule):
         )
 
 
-def _is_const(node: cst.CSTNode, value: str) -> bool:
-    return isinstance(node, cst.Name) and node.value == value
 
-
-def _keyword_true(call: cst.Call, keyword: str) -> bool:
-    return any(a.keyword is not None and a.keyword.value == keyword and _is_const(a.value, "True") for a in call.args)
-
+def _keyword_true(call: cst.Call, name: str) -> bool:
+    arg = keyword(call, name)
+    return arg is not None and is_true(arg.value)
 
 def _branches(stack: list[cst.CSTNode], scope: cst.CSTNode) -> list[tuple[cst.If, str]]:
     """(an `if`, "body"/"orelse") for each `if` between `scope` and the current node."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from ptlint.callargs import keyword
 from ptlint.facts.classes import ClassInfo
 from ptlint.fixes import add_import
 from ptlint.rule import Fix, FixSafety, InsertAfter, Replace, Rule
@@ -84,12 +85,12 @@ class DatasetRngSharedAcrossWorkers(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         if self.ctx.qualname(node.func) not in LOADERS:
             return
-        if _kwarg(node, "worker_init_fn") is not None or any(a.star == "**" for a in node.args):
+        if keyword(node, "worker_init_fn") is not None or any(a.star == "**" for a in node.args):
             return
-        workers = _kwarg(node, "num_workers")
+        workers = _value(keyword(node, "num_workers"))
         if workers is None or (isinstance(workers, cst.Integer) and workers.evaluated_value == 0):
             return
-        dataset = _kwarg(node, "dataset")
+        dataset = _value(keyword(node, "dataset"))
         if dataset is None:
             positional = [a.value for a in node.args if a.keyword is None and not a.star]
             dataset = positional[0] if positional else None
@@ -189,8 +190,6 @@ class DatasetRngSharedAcrossWorkers(Rule):
         return Fix("Reseed the dataset's generator in each worker", FixSafety.UNSAFE, tuple(edits))
 
 
-def _kwarg(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == name:
-            return a.value
-    return None
+
+def _value(arg: cst.Arg | None) -> cst.BaseExpression | None:
+    return arg.value if arg is not None else None
