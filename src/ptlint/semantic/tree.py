@@ -97,13 +97,18 @@ class Tree:
 
     def _index(self) -> dict[type, tuple[list[int], list[cst.CSTNode]]]:
         if self._by_type is None:
-            pairs: dict[type, list[tuple[int, cst.CSTNode]]] = {}
-            for node, _, order, _, _ in self._info.values():
-                pairs.setdefault(type(node), []).append((order, node))
-            self._by_type = {}
-            for kind, found in pairs.items():
-                found.sort(key=lambda pair: pair[0])
-                self._by_type[kind] = ([o for o, _ in found], [n for _, n in found])
+            in_order: list[cst.CSTNode | None] = [None] * (self.end(self.module) + 1)
+            for info in self._info.values():
+                in_order[info[2]] = info[0]
+            index: dict[type, tuple[list[int], list[cst.CSTNode]]] = {}
+            for order, node in enumerate(in_order):
+                if node is not None:
+                    entry = index.get(type(node))
+                    if entry is None:
+                        entry = index[type(node)] = ([], [])
+                    entry[0].append(order)
+                    entry[1].append(node)
+            self._by_type = index
         return self._by_type
 
     def of_type(self, types: type | tuple[type, ...]) -> list[cst.CSTNode]:
