@@ -361,7 +361,11 @@ async def test_notebook_gets_per_cell_diagnostics(client: LanguageClient, ws: Pa
     # fixAll on the notebook fixes the safe problems of every cell.
     actions = await actions_at(client, uris[2], at(CELLS[2][1], "x"), only=["notebook.source.fixAll"])
     assert [a.kind for a in actions] == ["notebook.source.fixAll.ptlint"]
-    assert actions[0].edit is not None and uris[2] in (actions[0].edit.changes or {})
+    assert actions[0].edit is not None and actions[0].edit.changes is not None
+    changes = actions[0].edit.changes
+    assert set(changes) == {uris[0], uris[2]}  # PTL006 in cell 4 is unsafe: untouched
+    assert apply_edit(CELLS[2][1], list(changes[uris[2]])) == "%matplotlib inline\nx = torch.ones(3)\ny = model(x)"
+    assert apply_edit(CELLS[0][1], list(changes[uris[0]])) == "import torch\n"  # the unused import goes
 
     # Editing a cell re-lints the notebook: the fixed cell loses PTL039 and PTL030.
     client.notebook_document_did_change(
