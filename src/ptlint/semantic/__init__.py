@@ -16,6 +16,7 @@ from ptlint.facts.dataflow import Binding, ScopeFacts, Use
 from ptlint.facts.imports import ImportMap
 from ptlint.facts.walk import iter_nodes
 from ptlint.semantic.checkpoints import Checkpoints
+from ptlint.semantic.dtypes import Dtype, Dtypes
 from ptlint.semantic.flow import Flow
 from ptlint.semantic.graph import Carry, Graph
 from ptlint.semantic.modes import Modes
@@ -24,7 +25,7 @@ from ptlint.semantic.program import Program
 from ptlint.semantic.torch import Kind, TorchFacts
 from ptlint.semantic.tree import Tree
 
-__all__ = ["Model", "Kind", "Carry", "Binding", "Use", "ScopeFacts"]
+__all__ = ["Model", "Kind", "Carry", "Binding", "Use", "ScopeFacts", "Dtype"]
 
 
 class Model:
@@ -45,6 +46,7 @@ class Model:
         self._modes: Modes | None = None
         self._graph: Graph | None = None
         self._checkpoints: Checkpoints | None = None
+        self._dtypes: Dtypes | None = None
         self._classes: dict[str, ClassInfo] | None = None
         self._self_assigns: dict[int, dict[str, list[cst.CSTNode]]] = {}
         self._loops: Any = None
@@ -109,6 +111,13 @@ class Model:
         return self._checkpoints
 
     @property
+    def dtypes(self) -> Dtypes:
+        """Statically known dtypes of tensor expressions, and autocast regions (see semantic/dtypes.py)."""
+        if self._dtypes is None:
+            self._dtypes = Dtypes(weakref.proxy(self))
+        return self._dtypes
+
+    @property
     def classes(self) -> dict[str, ClassInfo]:
         if self._classes is None:
             self._classes = collect_classes(self.module, self.imports)
@@ -133,6 +142,9 @@ class Model:
 
     def kind(self, expr: cst.CSTNode) -> Kind:
         return self.torch.kind(expr)
+
+    def dtype(self, expr: cst.CSTNode) -> Dtype | None:
+        return self.dtypes.dtype(expr)
 
     def is_tensor(self, expr: cst.CSTNode) -> bool:
         return self.torch.kind(expr) is Kind.TENSOR
