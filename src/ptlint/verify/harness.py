@@ -42,6 +42,7 @@ class Row:
     description: str = ""  # the scenario's docstring
     invariant: str = ""  # its INVARIANT, in words
     diff: str = ""  # what ptlint's fixer changed, as a unified diff
+    terms: str = ""  # the scenario's own terms of the contract: tolerances, devices where the bad variant raises
 
 
 @dataclass
@@ -71,8 +72,15 @@ def _skip(scenario: Scenario, device: str, reason: str) -> Row:
 def _about(scenario: Scenario, variants: Variants | None = None) -> dict[str, str]:
     """What the report tells about the scenario: its description, invariant and the fix."""
     text = scenario.path.read_text(encoding="utf-8")
-    return {"description": description(text), "invariant": str(scenario.decl.get("invariant_text") or ""),
-            "diff": variants.diff if variants is not None else ""}
+    decl = scenario.decl
+    terms = []
+    if scenario.contract == "E1":
+        terms.append(f"RTOL={decl.get('rtol', 1e-5):g}, ATOL={decl.get('atol', 1e-8):g}")
+    if decl.get("bad_raises_on"):
+        where = ", ".join(decl["bad_raises_on"])
+        terms.append(f"on {where} the bad variant is expected to raise, and the fixed one must run")
+    return {"description": description(text), "invariant": str(decl.get("invariant_text") or ""),
+            "diff": variants.diff if variants is not None else "", "terms": "; ".join(terms)}
 
 
 def cuda_unavailable(env: dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ class Noise:
     A difference counts when it exceeds `absolute` (in the metric's unit), when the larger value
     exceeds the smaller by more than `relative` (`single` instead when each variant ran once, so that
     nothing is known of the run-to-run noise), and when the two variants' ranges over their runs are
-    apart by more than the wider of them is wide, on a log scale (their interquartile ranges over the
+    apart by at least half the width of the wider one, on a log scale (their interquartile ranges over the
     timer's blocks, for a single run). Counts (syncs, graph nodes) are exact and the same in every run: any
     difference counts.
     """
@@ -127,8 +127,8 @@ def change(key: str, bad: float | None, fixed: float | None, spread_bad: dict[st
         f: Callable[[float], float] = math.log if min(ends) > 0 else float  # noise is multiplicative
         b_lo, b_hi, f_lo, f_hi = (f(v) for v in ends)
         gap = max(b_lo - f_hi, f_lo - b_hi)
-        if gap <= 0 or gap < max(b_hi - b_lo, f_hi - f_lo):
-            return SAME  # the ranges overlap, or lie closer together than either is wide
+        if gap <= 0 or gap < max(b_hi - b_lo, f_hi - f_lo) / 2:
+            return SAME  # the ranges overlap, or lie closer together than half the wider one is wide
     return BETTER if diff > 0 else WORSE
 
 
@@ -256,7 +256,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _variant(v: dict[str, Any]) -> dict[str, Any]:
-    keep = ("status", "error", "invariant", "steps", "metrics", "spread", "warnings", "diagnostics")
+    keep = ("status", "error", "invariant", "steps", "runs", "metrics", "spread", "warnings", "diagnostics")
     return {k: v[k] for k in keep if k in v}
 
 
@@ -266,7 +266,7 @@ def as_dict(outcome: Outcome) -> dict[str, Any]:
         results.append({
             "code": r.name, "name": r.rule_name, "device": r.device, "contract": r.contract,
             "verdict": r.verdict, "reason": r.reason, "scenario": r.scenario, "fixed_codes": r.applied,
-            "description": r.description, "invariant": r.invariant, "diff": r.diff,
+            "description": r.description, "invariant": r.invariant, "terms": r.terms, "diff": r.diff,
             "metrics": {k: metric(r, k) for k, _, _ in METRICS},
             "bad": _variant(r.bad), "fixed": _variant(r.fixed),
         })
@@ -307,12 +307,17 @@ def reading(key: str, m: dict[str, Any]) -> str:
     """The ratio in words: what the fix changed, or that nothing measurable did."""
     ch = m["change"]
     if ch is None:
-        return "not compared"
+        if m["bad"] is None and m["fixed"] is not None:
+            return "not compared: the bad variant did not run to the end"
+        if m["fixed"] is None and m["bad"] is not None:
+            return "not compared: the fixed variant did not run to the end"
+        return "not measured"
     if ch == SAME:
         return "equal" if m["bad"] == m["fixed"] else "no measurable change (within run-to-run noise)"
     gain, loss = NOUNS[key]
     if m["infinite"]:
-        return f"none left after the fix ({FORMATTERS[key](m['bad'])} before)"
+        what = "no growth" if key.endswith("growth") else "none left"
+        return f"{what} after the fix ({FORMATTERS[key](m['bad'])} before)"
     r = m["ratio"]
     if ch == BETTER:
         return f"{r:.2f}x {gain}" if r < 100 else f"{r:.0f}x {gain}"
@@ -349,6 +354,8 @@ def contract_words(row: Row) -> str:
         return ""
     if row.contract in ("E0", "E1") and row.invariant:
         words += "; and the bad variant must break the invariant while the fixed one keeps it"
+    if row.terms:
+        words += f" ({row.terms})"
     return f"{row.contract}: {words}."
 
 
@@ -364,7 +371,8 @@ def svg_chart(outcome: Outcome) -> str:
             m = metric(r, key)
             if m["change"] in (BETTER, WORSE):
                 bars.append((r.name, label, color, m))
-    bar_h, gap, left, half, right = 16, 6, 210, 260, 150
+    bar_h, gap, names, half, right = 16, 6, 200, 260, 170
+    left = names + 130  # room for the labels of bars that go left, past the end of the scale
     width = left + 2 * half + right
     height = max(1, len(bars)) * (bar_h + gap) + 70
     axis = left + half
@@ -390,7 +398,7 @@ def svg_chart(outcome: Outcome) -> str:
         v = max(-SCALE, min(SCALE, v))
         x0, x1 = (axis, axis + v / SCALE * half) if v >= 0 else (axis + v / SCALE * half, axis)
         mid = y + bar_h / 2
-        out.append(f'<text x="{left - 8}" y="{mid + 4:.1f}" text-anchor="end">{_esc(name)} {label}</text>')
+        out.append(f'<text x="{names - 8}" y="{mid + 4:.1f}" text-anchor="end">{_esc(name)} {label}</text>')
         out.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(1.0, x1 - x0):.1f}" height="{bar_h}" fill="{color}">'
                    f'<title>{_esc(name)} {label}: bad / fixed = {_esc(shown)}</title></rect>')
         if off:  # an arrow head past the end of the scale: the bar is longer than drawn
@@ -412,13 +420,14 @@ def svg_chart(outcome: Outcome) -> str:
 
 
 def _diff_html(diff: str) -> str:
+    """A unified diff, one block per line: additions green, removals red."""
     lines = []
     for line in diff.splitlines():
         cls = ("add" if line.startswith("+") and not line.startswith("+++") else
                "del" if line.startswith("-") and not line.startswith("---") else
-               "hunk" if line.startswith("@@") else "head" if line.startswith(("+++", "---")) else "")
-        lines.append(f'<span class="{cls}">{_esc(line)}</span>' if cls else _esc(line))
-    return "\n".join(lines)
+               "hunk" if line.startswith("@@") else "head" if line.startswith(("+++", "---")) else "ctx")
+        lines.append(f'<span class="{cls}">{_esc(line) or " "}</span>')
+    return "".join(lines)
 
 
 def _variant_words(v: dict[str, Any]) -> str:
@@ -469,13 +478,15 @@ def _rule_section(r: Row) -> str:
 
 
 def _overview(outcome: Outcome) -> str:
-    heads = ["Rule", "Contract", "Verdict"] + [short for _, short in NARROW_METRICS] + ["Detail"]
+    shown = [(key, short) for key, short in NARROW_METRICS
+             if any(metric(r, key)["bad"] is not None or metric(r, key)["fixed"] is not None for r in outcome.rows)]
+    heads = ["Rule", "Contract", "Verdict"] + [short for _, short in shown] + ["Detail"]
     out = ["<table class=\"overview\"><thead><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr></thead><tbody>"]
     for r in outcome.rows:
         cls = {PASS: "pass", FAIL: "fail"}.get(r.verdict, "skip")
-        tds = [f'<td><a href="#{_esc(r.name)}">{_esc(r.name)}</a></td>', f"<td>{_esc(r.contract or '-')}</td>",
-               f'<td class="{cls}">{_esc(r.verdict)}</td>']
-        for key, _ in NARROW_METRICS:
+        tds = [f'<td><a href="#{_esc(r.name)}">{_esc(r.name)}</a> <span class="rname">{_esc(r.rule_name)}</span></td>',
+               f"<td>{_esc(r.contract or '-')}</td>", f'<td class="{cls}">{_esc(r.verdict)}</td>']
+        for key, _ in shown:
             m = metric(r, key)
             tds.append(f'<td class="num {m["change"] or "none"}" title="{_esc(reading(key, m))}">'
                        f"{_esc(ratio_text(m))}</td>")
@@ -492,7 +503,8 @@ table { border-collapse: collapse; font-size: 13px; }
 td, th { border: 1px solid #d0d7de; padding: 3px 7px; text-align: left; vertical-align: top; }
 thead th { background: #f6f8fa; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
-.pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; } .skip { color: #6e7781; }
+td.pass, b.pass, .badge.pass { color: #1a7f37; font-weight: 600; }
+td.fail, b.fail, .badge.fail { color: #cf222e; font-weight: 600; } td.skip, b.skip, .badge.skip { color: #6e7781; }
 td.better, tr.better td.num { background: #dafbe1; } td.worse, tr.worse td.num { background: #ffebe9; }
 td.same, tr.same td.num { color: #6e7781; }
 .legend { background: #f6f8fa; border: 1px solid #d0d7de; padding: 0.6em 1em; font-size: 14px; }
@@ -500,13 +512,15 @@ td.same, tr.same td.num { color: #6e7781; }
 section.rule { border: 1px solid #d0d7de; border-left: 6px solid #6e7781; border-radius: 6px;
   padding: 0.2em 1.2em 0.8em; margin: 1.2em 0; }
 section.rule.pass { border-left-color: #1a7f37; } section.rule.fail { border-left-color: #cf222e; }
+.rname { color: #57606a; font-family: ui-monospace, monospace; font-size: 11px; white-space: nowrap; }
+table.overview td:first-child { white-space: nowrap; }
 section.rule h3 .rname { font-weight: normal; color: #57606a; font-family: ui-monospace, monospace; font-size: 0.9em; }
 .badge { font-size: 0.75em; padding: 1px 8px; border-radius: 10px; border: 1px solid currentColor; }
 section.rule dl { display: grid; grid-template-columns: 9em 1fr; gap: 0.2em 1em; margin: 0.6em 0; }
 section.rule dt { font-weight: 600; color: #57606a; } section.rule dd { margin: 0; }
 pre.diff { background: #f6f8fa; padding: 0.6em; font-size: 12px; overflow-x: auto; border-radius: 4px; }
-pre.diff .add { background: #dafbe1; display: inline-block; width: 100%; }
-pre.diff .del { background: #ffebe9; display: inline-block; width: 100%; }
+pre.diff span { display: block; }
+pre.diff .add { background: #dafbe1; } pre.diff .del { background: #ffebe9; }
 pre.diff .hunk { color: #8250df; } pre.diff .head { color: #57606a; }
 .spread { display: block; color: #6e7781; font-size: 11px; }
 table.measure td:nth-child(2), table.measure td:nth-child(3) { min-width: 12em; }
@@ -518,6 +532,8 @@ def html_report(outcome: Outcome) -> str:
     env = ", ".join(f"{_esc(k)}: {_esc(v)}" for k, v in outcome.env.items() if k != "wall" and v is not None)
     contracts = "".join(f"<dt>{c}</dt><dd>{_esc(w)}.</dd>" for c, w in CONTRACTS.items())
     sections = "\n".join(_rule_section(r) for r in outcome.rows)
+    counts = {v.get("runs", 1) for r in outcome.rows for v in (r.bad, r.fixed) if v and v.get("status") == "ok"}
+    runs = f"{max(counts)} times" if counts and max(counts) > 1 else "once"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ptlint verify</title>
 <style>{CSS}</style></head><body>
@@ -530,10 +546,13 @@ process with fixed seeds, and checked the rule&rsquo;s contract:</p>
 <dl>{contracts}</dl>
 <p>Metrics read <b>bad / fixed</b>. Lower is better for every metric, so a ratio above 1x means the fix gains
 (2.00x: half the time per step) and below 1x that it costs. <b>inf</b>: the fixed variant has none left.
-<b>=</b>: no measurable change &mdash; equal, or a difference within run-to-run noise (times: interquartile ranges
-over the repeats overlap or differ by under 25%; CPU peak memory: under 10% or 2 MiB). <b>n/a</b>: not measured
-on this device, or a variant did not run (it raised, which some contracts expect). n/a rows (a GPU or a module
-this machine lacks) count as neither pass nor fail.</p>
+<b>=</b>: no measurable change &mdash; the values are equal, or they differ within the run-to-run noise. Each
+variant ran {runs} in a process of its own, the two variants&rsquo; runs interleaved; a figure is the median over
+the runs. A difference counts only when the two variants&rsquo; ranges over their runs do not overlap, lie apart by
+at least half the width of the wider one, and differ by more than 10% for time (5% and 1 MiB for peak memory);
+host syncs and retained graph nodes are exact counts. <b>n/a</b>: not measured on this device, or a variant did
+not run (it raised, which some contracts expect). n/a rows (a GPU or a module this machine lacks) count as
+neither pass nor fail.</p>
 </div>
 <h2>Overview</h2>
 {_overview(outcome)}

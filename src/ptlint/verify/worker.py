@@ -271,15 +271,22 @@ def _child(job: dict[str, Any]) -> None:
 def warm() -> None:
     """Import torch and what every variant needs once, before forking: it saves seconds per variant.
 
-    Nothing here starts a thread pool or touches CUDA, so forking afterwards is safe.
+    Nothing here starts a thread pool or touches CUDA, so forking afterwards is safe: CUDA availability
+    checks go through NVML (PYTORCH_NVML_BASED_CUDA_CHECK), since asking the CUDA runtime would make
+    every forked child fail with "Cannot re-initialize CUDA in forked subprocess".
     """
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     import torch
 
     torch.set_num_threads(1)
     # Its first call imports torch._inductor and torch._dynamo (seconds), which optimizers need too.
     torch.use_deterministic_algorithms(False)
     import torch.optim  # noqa: F401
-    import torch.utils.benchmark  # noqa: F401
+
+    if torch.version.cuda is None:
+        # On CUDA builds this import asks the CUDA runtime whether a GPU is there (torch.utils.cpp_extension)
+        # where NVML is missing: each child imports it when it times its variant instead.
+        import torch.utils.benchmark  # noqa: F401
 
     import ptlint.verify.metrics  # noqa: F401
 
