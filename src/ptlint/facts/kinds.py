@@ -153,7 +153,13 @@ def _name_is_module(ctx: "Model", expr: cst.Name, depth: int) -> bool:
         binds = [x for x in mod.bindings_of(expr.value) if x.kind == "assign"]
         if binds:
             v = binds[-1].value
-            return v is not None and is_module_constructor(ctx, v) and not is_script_module(ctx, v)
+            if v is not None and is_module_constructor(ctx, v):
+                return not is_script_module(ctx, v)
+            if isinstance(v, (cst.Name, cst.Attribute)):
+                return is_module_expr(ctx, v, depth + 1)
+            # An unknown factory: a conventional name used as a module where it is bound, or here.
+            used = _used_as_module(mod, expr.value) or _used_as_module(facts, expr.value)
+            return isinstance(v, cst.Call) and conventional_model_name(expr.value) and used
     return conventional_model_name(expr.value) or _used_as_module(facts, expr.value)
 
 
