@@ -199,8 +199,10 @@ class TorchLoadUnsafe(Rule):
         facts = model.facts_at(call)
         if conventional_model_name(target.value) or facts.attrs_used(target.value) & MODULE_ONLY_METHODS:
             return True
-        # A loaded dict or tensor is never called, a loaded module is.
-        return any(_called(model.tree.parent(u.node), u.node) for u in facts.uses.get(target.value, ()))
+        # A loaded dict or tensor is never called, a loaded module is (here or in a nested function).
+        scope = model.tree.scope(call)
+        reads = (n for n in model.tree.names(target.value) if model.tree.contains(scope, n))
+        return any(_called(model.tree.parent(n), n) for n in reads)
 
 def _saves_pickled_object(call: cst.Call) -> bool:
     """`torch.save(args, p)` or a checkpoint dict/list that holds an argparse namespace, config or optimizer."""
