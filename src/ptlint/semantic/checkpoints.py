@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ptlint.semantic import Model
 
 SAVE_NAMES = {"torch.save", "torch.serialization.save"}
+LOAD_NAMES = {"torch.load", "torch.serialization.load"}
 # Producers of ScriptModules and exported programs: not pickled modules.
 NOT_PICKLED = {
     "torch.jit.script", "torch.jit.trace", "torch.jit.trace_module", "torch.jit.load", "torch.jit.freeze",
@@ -28,6 +29,8 @@ LITERALS = (
 )
 # (where to report, the module expressions to replace by their `state_dict()`)
 ModuleHit = tuple[cst.CSTNode, list[cst.BaseExpression]]
+# (the key of a checkpoint dict, or None for the saved object itself; the stored value)
+Entry = tuple["str | None", cst.CSTNode]
 
 
 def saved_value(call: cst.Call) -> cst.BaseExpression | None:
@@ -65,6 +68,59 @@ class Checkpoints:
             if any(self._not_pickled(v) for v in self.m.self_values(expr)):
                 return False
         return self.m.is_module(expr)
+
+    def entries(self, call: cst.Call) -> list[Entry]:
+        """What a `torch.save` call stores, as (key, value) pairs: the items of a checkpoint dict (a literal,
+        `dict(...)`, or a name assigned one and then `name[key] = value`), else one pair (None, saved)."""
+        if self.m.qualified_name(call.func) not in SAVE_NAMES:
+            return []
+        saved = saved_value(call)
+        if saved is None:
+            return []
+        out: list[Entry] = []
+        for value in self._checkpoint_values(saved):
+            if isinstance(value, cst.Dict):
+                out.extend((_key(e.key), e.value) for e in value.elements if isinstance(e, cst.DictElement))
+            elif isinstance(value, cst.Call) and _is_container(value) and not isinstance(value.func, cst.Attribute):
+                out.extend((a.keyword.value, a.value) for a in value.args if a.keyword is not None)
+            elif value is saved:
+                out.append((None, value))
+            else:  # `name[key] = value` after the dict was built
+                target = self.m.tree.parent(value)
+                assign = target if isinstance(target, cst.Assign) else None
+                sub = assign.targets[0].target if assign is not None else None
+                key = sub.slice[0].slice if isinstance(sub, cst.Subscript) and len(sub.slice) == 1 else None
+                out.append((_key(key.value) if isinstance(key, cst.Index) else None, value))
+        return out
+
+    def restores(self, load: cst.Call) -> list[tuple[cst.Call, str | None]]:
+        """The `x.load_state_dict(...)` calls that take what the `torch.load` call `load` returns: the call
+        itself, a name assigned it, or `name[key]` (the key is returned)."""
+        m = self.m
+        if m.qualified_name(load.func) not in LOAD_NAMES:
+            return []
+        tree = m.tree
+        parent = tree.parent(load)
+        out: list[tuple[cst.Call, str | None]] = []
+        if isinstance(parent, cst.Arg) and _is_restore(tree.parent(parent)):
+            return [(tree.parent(parent), None)]  # type: ignore[list-item]
+        assign = parent if isinstance(parent, cst.Assign) and parent.value is load else None
+        if assign is None or len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
+            return out
+        name = assign.targets[0].target.value
+        for use in m.facts_at(load).uses.get(name, ()):
+            b = m.binding(use.node)
+            if b is None or b.value is not load:
+                continue
+            node: cst.CSTNode = use.node
+            key = None
+            up = tree.parent(node)
+            if isinstance(up, cst.Subscript) and up.value is node and len(up.slice) == 1 and isinstance(up.slice[0].slice, cst.Index):
+                key, node = _key(up.slice[0].slice.value), up
+            arg = tree.parent(node)
+            if isinstance(arg, cst.Arg) and arg.value is node and _is_restore(tree.parent(arg)):
+                out.append((tree.parent(arg), key))  # type: ignore[arg-type]
+        return out
 
     def _checkpoint_values(self, saved: cst.BaseExpression) -> list[cst.CSTNode]:
         """The saved expression, or for a name assigned a dict/list: its literal and `name[k] = v` values."""
@@ -128,3 +184,16 @@ def _is_container(value: cst.CSTNode) -> bool:
     if isinstance(value, (cst.Dict, cst.List, cst.Tuple)):
         return True
     return isinstance(value, cst.Call) and (dotted_name(value.func) or "") in CONTAINER_CALLS
+
+
+def _key(expr: cst.CSTNode | None) -> str | None:
+    """The text of a string key (`"optimizer"`), or the source of another key expression."""
+    if isinstance(expr, cst.SimpleString):
+        value = expr.evaluated_value
+        return value if isinstance(value, str) else None
+    return dotted_name(expr) if expr is not None else None
+
+
+def _is_restore(call: cst.CSTNode | None) -> bool:
+    """`x.load_state_dict(...)`."""
+    return isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "load_state_dict"
