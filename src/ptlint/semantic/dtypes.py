@@ -134,7 +134,7 @@ class Dtypes:
         if len(m.names.may_reach(name)) > 1:
             return None  # rebound later in a loop around it
         if b.kind == "augassign":
-            target = b.stmt.target if isinstance(b.stmt, cst.AugAssign) else None
+            target = b.value.target if isinstance(b.value, cst.AugAssign) else None
             return self.dtype(target) if isinstance(target, cst.Name) else None
         value = b.bound_value()
         return self.dtype(value) if value is not None else None
