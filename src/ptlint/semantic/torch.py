@@ -362,6 +362,8 @@ class TorchFacts:
             if self.m.facts_at(expr).attrs_used(expr.value) & MODEL_OUTPUT_FIELDS:
                 return False
             b = self.m.binding(expr)
+            if b is not None and b.kind == "param":
+                return True if self._annotated(expr.value, b.stmt) is Kind.TENSOR else None  # `t: torch.Tensor`
             if b is None or b.kind not in ("assign", "augassign"):
                 return None
             if b.kind == "augassign":
