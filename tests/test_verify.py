@@ -526,6 +526,27 @@ def test_cuda_device_without_cuda_is_a_usage_error():
     assert invoke(["--device", "cuda", "--output-format", "json", "PTL001"], ROOT).exit_code == 2
 
 
+@torch_needed
+def test_the_fork_server_does_not_poison_cuda_for_its_children():
+    """warm() must not ask the CUDA runtime anything: a child forked after it could not use CUDA."""
+    script = (
+        "import os\n"
+        "from ptlint.verify import worker\n"
+        "worker.warm()\n"
+        "import torch\n"
+        "assert os.environ['PYTORCH_NVML_BASED_CUDA_CHECK'] == '1'\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(3 if torch.cuda._is_in_bad_fork() else 0)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "raise SystemExit(os.WEXITSTATUS(status))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(ROOT / "src")})
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_cuda_unavailable_message():
     from ptlint.verify.harness import cuda_unavailable
 
