@@ -53,8 +53,16 @@ class UnsafeInplaceAutograd(Rule):
     `__init__`. The producing op is the one whose value reaches the change, so `y = torch.sigmoid(x)`,
     `y = y * 2`, `y += 1` is fine.
 
+    Outside `forward` (a plain training step, a script), the same change is reported when a
+    `backward()` in the same function runs on a value computed from the changed tensor:
+    `y = torch.sigmoid(x @ w)`, `y += 1`, `y.sum().backward()`.
+
     In-place changes to other tensors stay silent: `nn.ReLU(inplace=True)` after a conv or batch
-    norm, and `out += identity` in residual blocks, save memory and are safe. Code under
+    norm, and `out += identity` in residual blocks, save memory and are safe. ptlint deliberately
+    disagrees here with `pytorch-patterns-skill.md`, which calls `F.relu(x, inplace=True)` and
+    `x += residual` harmful: right after a convolution or batch norm (which do not save their
+    output) both run backward fine, and torchvision's ResNet uses both. Only their combination,
+    `x = F.relu(x)` then `x += residual`, changes an output that `relu` saved, and that is reported. Code under
     `torch.no_grad()`, or in an `if` that tests `self.training` or whether grad is enabled, is
     not reported. In-place changes of `forward`'s own arguments are not reported either: whether
     they fail depends on the caller.
@@ -97,7 +105,7 @@ class UnsafeInplaceAutograd(Rule):
     message = "In-place change of a tensor that its producing op saved for backward: backward() will fail"
     fix_safety = FixSafety.UNSAFE
     severity = "error"
-    triggers = ("forward",)
+    triggers = ("forward", "backward")
     contract = "E2"
 
     def _active(self) -> bool:
@@ -117,10 +125,10 @@ class UnsafeInplaceAutograd(Rule):
         return True
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if not isinstance(node.target, cst.Name) or not self._active():
+        if not isinstance(node.target, cst.Name):
             return
         op = self._producer(node.target)
-        if op is None:
+        if op is None or not self._applies(node.target):
             return
         symbol = OPERATORS.get(type(node.operator).__name__)
         fix = None
@@ -135,13 +143,13 @@ class UnsafeInplaceAutograd(Rule):
 
     def visit_Assign(self, node: cst.Assign) -> None:
         targets = [t.target for t in node.targets if isinstance(t.target, cst.Subscript)]
-        if not targets or not self._active():
+        if not targets:
             return
         for target in targets:
             if not isinstance(target.value, cst.Name):
                 continue
             op = self._producer(target.value)
-            if op is None:
+            if op is None or not self._applies(target.value):
                 continue
             stmt = self.ctx.statement()
             fix = None
@@ -155,10 +163,10 @@ class UnsafeInplaceAutograd(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         if isinstance(func, cst.Attribute) and _is_inplace_method(func.attr.value):
-            if self.ctx.qualname(func) is not None or not self._active():
+            if self.ctx.qualname(func) is not None:
                 return
             op = self._tensor_op(func.value)
-            if op is not None:
+            if op is not None and self._applies(func.value):
                 self.report(node, message=TEMPLATE.format(op=op), fix=self._method_fix(node))
             return
         target = _first_positional(node)
@@ -166,10 +174,8 @@ class UnsafeInplaceAutograd(Rule):
             return
         q = self.ctx.qualname(func) or ""
         if q.startswith(F) and q[len(F):] in FUNCTIONAL_INPLACE and _kwarg_true(node, "inplace"):
-            if not self._active():
-                return
             op = self._tensor_op(target)
-            if op is not None:
+            if op is not None and self._applies(target if isinstance(target, cst.Name) else node):
                 fix = Fix("Drop `inplace=True`", FixSafety.UNSAFE, (Replace(node, _without_kwarg(node, "inplace")),))
                 self.report(node, message=TEMPLATE.format(op=op), fix=fix)
             return
@@ -180,6 +186,28 @@ class UnsafeInplaceAutograd(Rule):
             op = self._tensor_op(target)
             if op is not None:
                 self.report(node, message=TEMPLATE.format(op=op))
+
+    def _applies(self, changed: cst.CSTNode) -> bool:
+        """In `forward` (see `_active`), or elsewhere when a `backward()` in the same function runs on a value
+        computed from the changed tensor: `y = torch.sigmoid(x @ w); y += 1; y.sum().backward()`."""
+        if self._active():
+            return True
+        if self.ctx.method_name() == "forward" or self.ctx.in_no_grad():
+            return False
+        model = self.ctx.model
+        if not isinstance(changed, cst.Name):
+            return model.graph.flows_into_backward(changed, _no_return)
+        facts = model.facts_at(changed)
+        stmt = model.tree.statement(changed)
+        start, end = (facts.order_of(stmt), facts.end_of(stmt)) if stmt is not None else (-1, -1)
+        # The changed tensor's bindings: the one that reaches the change, and `y += ...` itself.
+        live = {b.order for b in facts.bindings_of(changed.value) if start <= b.order <= end}
+        live |= {b.order for b in (model.binding(changed),) if b is not None}
+        return any(
+            u.order > end and getattr(model.binding(u.node), "order", None) in live
+            and model.graph.flows_into_backward(u.node, _no_return)
+            for u in facts.uses.get(changed.value, ())
+        )
 
     # --- what produced the tensor ---
 
@@ -234,6 +262,10 @@ class UnsafeInplaceAutograd(Rule):
         new_call = call.with_changes(func=func.with_changes(attr=cst.Name(func.attr.value[:-1])))
         new = cst.Assign(targets=[cst.AssignTarget(cst.Name(func.value.value))], value=new_call)
         return Fix("Write the change out of place", FixSafety.UNSAFE, (Replace(expr, new),))
+
+
+def _no_return(_: cst.Return) -> bool:
+    return False
 
 
 def _is_inplace_method(name: str) -> bool:
