@@ -58,14 +58,16 @@ class UnsafeInplaceAutograd(Rule):
     `y = torch.sigmoid(x @ w)`, `y += 1`, `y.sum().backward()`.
 
     In-place changes to other tensors stay silent: `nn.ReLU(inplace=True)` after a conv or batch
-    norm, and `out += identity` in residual blocks, save memory and are safe. ptlint deliberately
-    disagrees here with `pytorch-patterns-skill.md`, which calls `F.relu(x, inplace=True)` and
-    `x += residual` harmful: right after a convolution or batch norm (which do not save their
-    output) both run backward fine, and torchvision's ResNet uses both. Only their combination,
-    `x = F.relu(x)` then `x += residual`, changes an output that `relu` saved, and that is reported. Code under
+    norm, and `out += identity` in residual blocks, save memory and are safe. Code under
     `torch.no_grad()`, or in an `if` that tests `self.training` or whether grad is enabled, is
     not reported. In-place changes of `forward`'s own arguments are not reported either: whether
     they fail depends on the caller.
+
+    ptlint deliberately disagrees with `pytorch-patterns-skill.md`, which calls
+    `F.relu(x, inplace=True)` and `x += residual` harmful: right after a convolution or batch norm
+    (which do not save their output) both run backward fine, and torchvision's ResNet uses both.
+    Only their combination, `x = F.relu(x)` then `x += residual`, changes an output that `relu`
+    saved, and that is reported.
 
     ## Why is this bad?
     The op saved its output for the backward pass. Changing that tensor in place bumps its
