@@ -51,7 +51,7 @@ def test_reaching_at_answers_for_nodes_in_nested_scopes():
     assert m.names.reaching_at("device", call) is None  # `inner` binds nothing
 
 
-def test_module_evidence_from_annotations_self_and_unwrap_model():
+def test_module_evidence_from_annotations_unwrap_model_and_data_words():
     m = model_of(
         "from typing import Dict, Optional\nimport torch\nfrom torch import nn\n\n"
         "class Net(nn.Module):\n    def dump(self):\n        save(self)\n\n"
@@ -59,7 +59,8 @@ def test_module_evidence_from_annotations_self_and_unwrap_model():
         "def b(acc, model_preds, model_class):\n    save(acc.unwrap_model(x), model_preds, model_class)\n"
     )
     args = [arg.value for call in calls(m, "save") for arg in call.args]
-    assert [m.is_module(a) for a in args] == [True, True, False, True, True, False, False]
+    assert [m.is_module(a) for a in args[1:]] == [True, False, True, True, False, False]
+    assert m.checkpoints.is_pickled_module(args[0])  # `torch.save(self, path)` in a module's method
 
 
 def test_checkpoints_finds_modules_in_saved_dicts_and_skips_script_modules():

@@ -123,10 +123,6 @@ def _is_module_expr(ctx: "Model", expr: cst.CSTNode, _depth: int) -> bool:
 def _name_is_module(ctx: "Model", expr: cst.Name, depth: int) -> bool:
     facts = ctx.facts_at(expr)
     b = ctx.binding(expr)
-    if expr.value == "self" and b is not None and b.kind == "param":
-        info = ctx.class_info(b.stmt)
-        if info is not None and info.is_module and ctx.tree.method_of(b.stmt) is info.node:  # type: ignore[arg-type]
-            return True
     if b is not None and b.kind == "param":
         verdict = annotation_is_module(ctx, b.stmt, expr.value)
         if verdict is not None:

@@ -64,6 +64,9 @@ class Checkpoints:
         value = self.m.value(expr) if isinstance(expr, cst.Name) else None
         if value is not None and self._not_pickled(value):
             return False
+        if isinstance(expr, cst.Name) and expr.value == "self":
+            info = self.m.class_info(expr)  # `torch.save(self, path)` in a method of a module class
+            return info is not None and info.is_module and self.m.tree.function(expr) is not None
         if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
             if any(self._not_pickled(v) for v in self.m.self_values(expr)):
                 return False
