@@ -64,9 +64,8 @@ class Model:
     def names(self) -> Names:
         if self._names is None:
             every = ImportMap()
-            for stmt in iter_nodes(self.module, enter_scopes=True):
-                if isinstance(stmt, (cst.Import, cst.ImportFrom)):
-                    every.add(stmt)
+            for stmt in self.tree.of_type((cst.Import, cst.ImportFrom)):
+                every.add(stmt)  # type: ignore[arg-type]
             self._names = Names(self.tree, self.imports, every)
         return self._names
 

@@ -20,6 +20,7 @@ class Names:
         self.imports = imports  # top-level imports (also inside top-level if/try), first binding wins
         self.all_imports = all_imports  # every import of the file, nested ones included
         self._scopes: dict[int, ScopeFacts] = {}
+        self._rebound: dict[str, bool] = {}
 
     def facts(self, scope: cst.CSTNode) -> ScopeFacts:
         """Def-use facts of a function or the module, built once."""
@@ -132,8 +133,30 @@ class Names:
 
     # --- imports ---
 
+    def rebound(self, identifier: str) -> bool:
+        """Whether the file binds `identifier` anywhere other than by an import (cheap, from the name index)."""
+        known = self._rebound.get(identifier)
+        if known is None:
+            known = self._rebound[identifier] = any(self._binds(n) for n in self.tree.names(identifier))
+        return known
+
+    def _binds(self, name: cst.Name) -> bool:
+        node: cst.CSTNode = name
+        parent = self.tree.parent(node)
+        while isinstance(parent, (cst.Element, cst.StarredElement, cst.Tuple, cst.List)):
+            node, parent = parent, self.tree.parent(parent)
+        if isinstance(parent, cst.AsName):
+            return not isinstance(self.tree.parent(parent), cst.ImportAlias)
+        if isinstance(parent, (cst.Param, cst.FunctionDef, cst.ClassDef)):
+            return parent.name is node
+        if isinstance(parent, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.For, cst.CompFor, cst.NamedExpr)):
+            return parent.target is node
+        return isinstance(parent, cst.NameItem)
+
     def shadowed(self, name: cst.Name) -> bool:
         """Whether a binding that is not an import reaches `name` (a parameter or variable named `torch`)."""
+        if not self.rebound(name.value):
+            return False
         scope = self.tree.scope(name)
         facts = self.facts(scope)
         b = facts.reaching(name.value, name)
