@@ -124,7 +124,8 @@ def walk_rules(ctx: Context, instances: list[Rule], errors: list[str]) -> None:
     """One traversal of the tree that calls each rule's visit_/leave_ methods.
 
     A rule that raises, `RecursionError` included, becomes an internal error of that rule for this
-    file: it is not called again, and the other rules go on. The walk itself uses no recursion.
+    file: it is not called again, and the other rules go on. The walk itself uses no recursion: it
+    follows the source order of the semantic model's tree, built once for the file.
     """
     visits: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = {}
     leaves: dict[str, list[tuple[Rule, Callable[[Any], Any]]]] = {}
@@ -148,28 +149,31 @@ def walk_rules(ctx: Context, instances: list[Rule], errors: list[str]) -> None:
                 errors.append(f"internal error in rule {rule.code}: {traceback.format_exc(limit=-3).strip()}")
                 rule.reports = []  # what it reported before it broke may be half done
 
-    # Entries: a node to enter, or (None, node) to leave it after its children.
-    todo: list[Any] = [ctx.module]
-    while todo:
-        node = todo.pop()
-        if type(node) is tuple:
-            node = node[1]
-            handlers = leaves.get(type(node).__name__)
+    # The semantic model's tree is the one pass over the file: the walk follows its source order, and
+    # leaves each node once the next node to enter lies outside its subtree.
+    tree = ctx.model.tree
+    ends = tree.ends
+    open_ends: list[int] = []
+    for index, node in enumerate(tree.preorder):
+        while open_ends and open_ends[-1] < index:
+            open_ends.pop()
+            done = stack.pop()
+            handlers = leaves.get(type(done).__name__)
             if handlers:
-                call(handlers, node)
-            stack.pop()
-            continue
+                call(handlers, done)
         stack.append(node)
+        open_ends.append(ends[index])
         name = type(node).__name__
         if name in ("Import", "ImportFrom"):
             imports.add(node)  # nested imports count from here on
         handlers = visits.get(name)
         if handlers:
             call(handlers, node)
-        todo.append((None, node))
-        kids = children(node)
-        if kids:
-            todo.extend(reversed(kids))
+    while stack:
+        done = stack.pop()
+        handlers = leaves.get(type(done).__name__)
+        if handlers:
+            call(handlers, done)
 
 
 def analyze(

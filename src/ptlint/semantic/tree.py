@@ -34,22 +34,34 @@ class Tree:
         self._build()
 
     def _build(self) -> None:
-        info = self._info
-        n = 0
+        """One pass in source order (preorder), then one backward pass for where each subtree ends."""
+        pre: list[Any] = []
+        parents: list[Any] = []
+        funcs: list[Any] = []
+        up: list[int] = []  # index of the parent in `pre`
         function_def = cst.FunctionDef
-        # An explicit stack of (node, parent, function, order or -1 before its children are entered).
-        stack: list[tuple[Any, Any, Any, int]] = [(self.module, None, None, -1)]
+        stack: list[tuple[Any, Any, int, Any]] = [(self.module, None, -1, None)]
         while stack:
-            node, parent, func, start = stack.pop()
-            if start >= 0:
-                info[id(node)] = (node, parent, start, n, func)
-                continue
-            n += 1
-            stack.append((node, parent, func, n))
-            inner = node if type(node) is function_def else func
+            node, parent, parent_index, func = stack.pop()
+            index = len(pre)
+            pre.append(node)
+            parents.append(parent)
+            funcs.append(func)
+            up.append(parent_index)
             kids = children(node)
-            for child in reversed(kids):
-                stack.append((child, node, inner, -1))
+            if kids:
+                inner = node if type(node) is function_def else func
+                stack.extend([(child, node, index, inner) for child in reversed(kids)])
+        ends = list(range(len(pre)))
+        for index in range(len(pre) - 1, 0, -1):
+            parent_index = up[index]
+            if ends[index] > ends[parent_index]:
+                ends[parent_index] = ends[index]
+        self.preorder = pre  # every node in source order; order(node) == its index + 1
+        self.ends = ends  # index of the last node of each node's subtree, by index
+        info = self._info
+        for index, node in enumerate(pre):
+            info[id(node)] = (node, parents[index], index + 1, ends[index] + 1, funcs[index])
 
     # --- links ---
 
@@ -97,17 +109,13 @@ class Tree:
 
     def _index(self) -> dict[type, tuple[list[int], list[cst.CSTNode]]]:
         if self._by_type is None:
-            in_order: list[cst.CSTNode | None] = [None] * (self.end(self.module) + 1)
-            for info in self._info.values():
-                in_order[info[2]] = info[0]
             index: dict[type, tuple[list[int], list[cst.CSTNode]]] = {}
-            for order, node in enumerate(in_order):
-                if node is not None:
-                    entry = index.get(type(node))
-                    if entry is None:
-                        entry = index[type(node)] = ([], [])
-                    entry[0].append(order)
-                    entry[1].append(node)
+            for position, node in enumerate(self.preorder):
+                entry = index.get(type(node))
+                if entry is None:
+                    entry = index[type(node)] = ([], [])
+                entry[0].append(position + 1)
+                entry[1].append(node)
             self._by_type = index
         return self._by_type
 
