@@ -229,7 +229,7 @@ async def test_disable_for_this_line_adds_or_extends_noqa(client: LanguageClient
     assert action.kind == lsp.CodeActionKind.QuickFix
     fixed = apply_edit(text, edits_for(action, uri))
     assert "        loss = model.forward(x)  # noqa: PTL030\n" in fixed
-    # The line with `# noqa: PTL005` gets PTL003 added to its list.
+    # The line whose noqa comment lists PTL005 gets PTL003 added to its list.
     accumulate = next(d for d in diagnostics if d.code == "PTL003")
     action = by_title(await actions_at(client, uri, accumulate.range), "Disable PTL003 for this line")
     fixed = apply_edit(text, edits_for(action, uri))

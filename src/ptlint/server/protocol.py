@@ -47,7 +47,6 @@ from ptlint.server.lint import (
 )
 from ptlint.server.workspace import (
     CELL_SCHEMES,
-    INVALID_PARAMS,
     REQUEST_FAILED,
     WATCHED_GLOBS,
     Folders,
@@ -212,7 +211,8 @@ class PtlintServer(LanguageServer):
     def current(self, key: str) -> Lint | None:
         """The lint of the document as it is now (checked now if an edit or a setting made it stale)."""
         lint = self.lints.get(key)
-        if lint is None or lint.version != self.version_of(key) or lint.epoch != self.settings.epoch or key in self.timers:
+        stale = lint is None or lint.version != self.version_of(key) or lint.epoch != self.settings.epoch
+        if stale or key in self.timers:
             self.cancel(key)
             lint = self.check(key)
         return lint
@@ -395,7 +395,8 @@ class PtlintServer(LanguageServer):
                 self.folders.locate(uri)
             except Unsupported as exc:
                 raise JsonRpcException(exc.message, code=exc.code) from None
-            raise JsonRpcException(f"ptlint: {uri} is not open; open it (textDocument/didOpen) first", code=REQUEST_FAILED)
+            raise JsonRpcException(f"ptlint: {uri} is not open; open it (textDocument/didOpen) first",
+                                   code=REQUEST_FAILED)
         try:
             self.folders.locate(self.notebooks[key].uri if key in self.notebooks else key)
         except Unsupported as exc:
@@ -453,7 +454,8 @@ class PtlintServer(LanguageServer):
                diagnostics: list[lsp.Diagnostic] | None = None, preferred: bool = False) -> lsp.CodeAction | None:
         data = {"uri": lint.uri, "version": lint.version, "epoch": lint.epoch, "what": what,
                 "key": problem.key if problem is not None else None}
-        action = lsp.CodeAction(title=title, kind=kind, diagnostics=diagnostics, is_preferred=preferred or None, data=data)
+        action = lsp.CodeAction(title=title, kind=kind, diagnostics=diagnostics, is_preferred=preferred or None,
+                                data=data)
         if self.resolve_edits:
             return action  # the edit comes with codeAction/resolve
         edit = self.edit_for(lint, what, problem)
@@ -568,7 +570,8 @@ def create_server() -> PtlintServer:
             try:
                 return handler(ls, params)
             except Exception:
-                ls.log(f"ptlint: internal error in {handler.__name__}:\n{traceback.format_exc()}", lsp.MessageType.Error)
+                message = f"ptlint: internal error in {handler.__name__}:\n{traceback.format_exc()}"
+                ls.log(message, lsp.MessageType.Error)
             return None
 
         wrapper.__name__ = handler.__name__
@@ -609,7 +612,8 @@ def create_server() -> PtlintServer:
         try:
             await ls.client_register_capability_async(
                 lsp.RegistrationParams(
-                    registrations=[lsp.Registration(id="ptlint-settings-files", method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                    registrations=[lsp.Registration(id="ptlint-settings-files",
+                                                    method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
                                                     register_options=options)]
                 )
             )
@@ -717,7 +721,8 @@ def create_server() -> PtlintServer:
     @guarded
     def configuration(ls: PtlintServer, params: lsp.DidChangeConfigurationParams) -> None:
         settings = params.settings
-        if isinstance(settings, dict) and ("ptlint" in settings or any(k in settings for k in ("unsafeFixes", "lintOnChange", "debounceMs", "configuration"))):
+        keys = ("ptlint", "unsafeFixes", "lintOnChange", "debounceMs", "configuration")
+        if isinstance(settings, dict) and any(k in settings for k in keys):
             ls.options = Options.parse(settings, ls.log)
             ls.settings.reset(ls.options.configuration, keep_file=False)
             ls.recheck_all()
@@ -735,7 +740,8 @@ def create_server() -> PtlintServer:
     @server.feature(
         lsp.TEXT_DOCUMENT_CODE_ACTION,
         lsp.CodeActionOptions(
-            code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL_KIND, NOTEBOOK_FIX_ALL_KIND],  # type: ignore[list-item]
+            code_action_kinds=[lsp.CodeActionKind.QuickFix, FIX_ALL_KIND,  # type: ignore[list-item]
+                               NOTEBOOK_FIX_ALL_KIND],
             resolve_provider=True,
         ),
     )

@@ -109,7 +109,8 @@ class Folders:
             if self.paths and self.folder_of(path) is None:
                 folders = ", ".join(str(p) for p in self.paths)
                 raise Unsupported(
-                    f"ptlint: {path} is outside the workspace folders ({folders}); ptlint checks only files inside them",
+                    f"ptlint: {path} is outside the workspace folders ({folders}); "
+                    "ptlint checks only files inside them",
                     REQUEST_FAILED,
                 )
             return Location(path, display(path))
