@@ -7,28 +7,42 @@ import re
 import libcst as cst
 
 from ptlint.facts.imports import dotted_name
-from ptlint.facts.loops import step_guarded
+from ptlint.facts.loops import LoopKind, step_guarded
 from ptlint.rule import Fix, FixSafety, Replace, Rule
 
 SCALAR_METHODS = {"item", "tolist"}
 SCALAR_BUILTINS = {"float", "int"}
-LOG_CALLS = re.compile(r"(^print$|^(logger|logging|log|LOGGER|_logger)\.(info|debug|warning)$|\.set_postfix$|\.set_description$|\.add_scalar$|^wandb\.log$)")
+LOG_CALLS = re.compile(r"((^|\.)print$|(^|\.)(logger|logging|log|LOGGER|_logger)\.(info|debug|warning)$|\.set_postfix$|\.set_description$|\.add_scalar$|^wandb\.log$)")
+EVAL_MESSAGE = "Host sync on every batch of an evaluation loop; accumulate on the device and read once after the loop"
 # Words in a file that show it runs on an accelerator.
 DEVICE_WORDS = ("cuda", "device", ".to(", "accelerator", "mps", "xla")
 
 
 class PerStepHostSync(Rule):
-    """Copying a value to the host on every training step.
+    """Copying a value to the host on every training step, or printing one on every evaluation batch.
 
     ## What it does
     Flags `.item()`, `.tolist()`, `float(loss)`/`int(loss)`, and `print(loss)` or f-strings of a loss
     tensor that run on every step of a training loop (a loop that calls `backward()` and an
     optimizer's `step()`, directly or through a local helper).
 
+    In a loop that runs a model without training (evaluation or inference: under `no_grad`, after
+    `.eval()`, or over a data loader, with no `backward()`), it flags only reads that are printed or
+    logged on every batch: `print(f"Loss: {loss.item()}")`, `print(i, loss)`, a logger call,
+    `set_postfix(...)`, or a name assigned from `.item()` that such a call prints. Per-batch metric
+    sums there (`correct += (pred == y).sum().item()`, `meter.update(loss.item())`) are not
+    reported: nearly every evaluation loop has them, the pass is a small part of a run, and few
+    would change them.
+
     It stays silent under a step guard (`if step % 100 == 0:`), when the value drives control flow
     (an `if`, `while` or `assert` that tests it, such as a NaN check or early stopping), at epoch
-    level, outside training loops, and in files that never mention a device (`cuda`, `device`,
-    `.to(`), where every tensor lives on the CPU; set `cpu-only = true` to report those too.
+    level, outside training, evaluation and inference loops, and in files that never mention a
+    device (`cuda`, `device`, `.to(`), where every tensor lives on the CPU; set `cpu-only = true`
+    to report those too.
+
+    ptlint deliberately disagrees with `usage-examples-best-practices.md`, which offers per-step
+    `losses.append(loss.item())` as the fix for a loss list that keeps its graph: that no longer
+    keeps the graph, but it is still a host sync on every training step, so it is reported here.
 
     ## Why is this bad?
     CUDA runs asynchronously: the host queues kernels and moves on. Reading a value on the host
@@ -66,7 +80,8 @@ class PerStepHostSync(Rule):
       the tensor's precision instead of in Python floats, so logged values can differ in the last digits.
     - A per-step `print(...)` or logger call in an `enumerate` loop is wrapped in
       `if i % log-every == 0:` (option `log-every`, default 50), so it logs fewer lines.
-    Other reads are reported without a fix.
+    Other reads are reported without a fix. In an evaluation loop the remedy is the same: add the
+    values up on the device (`total += loss.detach()`) and read the total once after the loop.
 
     ## References
     - [Performance tuning guide: avoid unnecessary CPU-GPU synchronization](https://pytorch.org/tutorials/recipes/recipes/tuning_guide.html)
@@ -85,6 +100,7 @@ class PerStepHostSync(Rule):
     def __init__(self, ctx, options=None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(ctx, options)
         self._on_device = self.opts["cpu-only"] or any(w in ctx.source for w in DEVICE_WORDS)
+        self._runs_model: dict[int, bool] = {}
 
     def visit_Call(self, node: cst.Call) -> None:
         if not self._on_device:
@@ -92,20 +108,68 @@ class PerStepHostSync(Rule):
         kind = self._sync_kind(node)
         if kind is None:
             return
-        loop = self.ctx.train_loop()
+        loop = self._loop()
         if loop is None or self.ctx.in_step_guard() or self._drives_control_flow(node):
             return
         if kind == "log" and any(self._sync_kind(n) for n in self.ctx.model.tree.below(node, cst.Call, scopes=False)):  # type: ignore[arg-type]
             return  # the read inside the log call is reported itself
-        self.report(node, fix=self._fix(node, loop, kind))
+        if loop is not self.ctx.train_loop() and not self._logged(node, loop):
+            return  # evaluation: only reads made to log each batch
+        self.report(node, message=None if loop is self.ctx.train_loop() else EVAL_MESSAGE, fix=self._fix(node, loop, kind))
 
     def visit_FormattedStringExpression(self, node: cst.FormattedStringExpression) -> None:
         if not self._on_device or not isinstance(node.expression, cst.Name) or not self._is_loss(node.expression):
             return
-        loop = self.ctx.train_loop()
+        loop = self._loop()
         if loop is None or self.ctx.in_step_guard() or self._drives_control_flow(node):
             return
-        self.report(node)
+        if loop is not self.ctx.train_loop() and not self._logged(node, loop):
+            return
+        self.report(node, message=None if loop is self.ctx.train_loop() else EVAL_MESSAGE)
+
+    def _loop(self) -> cst.For | cst.While | None:
+        """The training loop around the node; else the innermost loop, when it evaluates or iterates a data
+        loader (not an epoch loop) and runs a model in its body."""
+        loop = self.ctx.train_loop()
+        if loop is not None:
+            return loop
+        loops = self.ctx.loops()
+        inner = loops[-1] if loops else None
+        if inner is None:
+            return None
+        kind = self.ctx.loop_kind(inner)  # type: ignore[arg-type]
+        if kind & (LoopKind.TRAIN | LoopKind.EPOCH) or not kind & (LoopKind.EVAL | LoopKind.DATA):
+            return None
+        known = self._runs_model.get(id(inner))
+        if known is None:  # runs a model and no backward pass (a loop that updates weights by hand trains)
+            graph = self.ctx.model.graph
+            calls = self.ctx.model.tree.below(inner.body, cst.Call)  # closures too: `optimizer.step(closure)`
+            known = any(graph.runs_model(c) for c in calls) and not any(graph.is_backward(c) for c in calls)  # type: ignore[arg-type]
+            self._runs_model[id(inner)] = known
+        return inner if known else None  # type: ignore[return-value]
+
+    def _logged(self, node: cst.CSTNode, loop: cst.For | cst.While) -> bool:
+        """In an evaluation loop, the read is printed or logged on every batch: inside a log call, or
+        assigned to a name that a log call of the loop reads on every batch."""
+        if self._in_log_call(node):
+            return True
+        target = _assigned_name(self.ctx.statement())
+        if target is None:
+            return False
+        tree = self.ctx.model.tree
+        return any(
+            tree.contains(loop.body, use.node) and self._in_log_call(use.node) and not step_guarded(tree, loop, use.node)
+            for use in self.ctx.model.facts_at(node).uses.get(target, ())
+        )
+
+    def _in_log_call(self, node: cst.CSTNode) -> bool:
+        """`node` is (in the arguments of) `print(...)`, a logger call, `set_postfix`, `add_scalar`, `wandb.log`."""
+        for anc in (node, *self.ctx.model.tree.ancestors(node)):
+            if isinstance(anc, cst.Call) and LOG_CALLS.search(dotted_name(anc.func) or ""):
+                return True
+            if isinstance(anc, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+                return False
+        return False
 
     # --- what is a sync ---
 
@@ -121,10 +185,10 @@ class PerStepHostSync(Rule):
         return None
 
     def _is_loss(self, name: cst.Name) -> bool:
-        """A tensor that the loop calls `backward()` on, or that comes from a criterion or torch call."""
+        """A tensor that the loop calls `backward()` on; in an evaluation loop, a tensor by the model's evidence."""
         loop = self.ctx.train_loop()
         if loop is None:
-            return False
+            return self._loop() is not None and self.ctx.model.is_tensor(name)
         return any(
             isinstance(call.func, cst.Attribute) and call.func.attr.value == "backward" and dotted_name(call.func.value) == name.value
             for call in self.ctx.model.tree.below(loop, cst.Call, scopes=False)  # type: ignore[attr-defined]
@@ -146,7 +210,7 @@ class PerStepHostSync(Rule):
         target = _assigned_name(line)
         if target is None:
             return False
-        loop = self.ctx.train_loop()
+        loop = self._loop()
         if loop is None:
             return False
         tree = self.ctx.model.tree
