@@ -79,7 +79,7 @@ def vscode_capabilities() -> lsp.ClientCapabilities:
 
 @pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=SERVER, client_factory=make_client))
 async def client(lsp_client: LanguageClient, ws: Path):
-    await lsp_client.initialize_session(
+    lsp_client.ptlint_initialized = await lsp_client.initialize_session(
         lsp.InitializeParams(
             capabilities=vscode_capabilities(),
             workspace_folders=[lsp.WorkspaceFolder(uri=ws.as_uri(), name="ws")],
@@ -104,6 +104,13 @@ async def test_initialize_advertises_features(client: LanguageClient):
     await eventually(lambda: bool(client.ptlint_registrations), "the server registers file watchers")
     methods = [r.method for p in client.ptlint_registrations for r in p.registrations]
     assert lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES in methods
+    caps = client.ptlint_initialized.capabilities
+    assert caps.hover_provider
+    assert caps.code_action_provider is not None
+    assert set(caps.code_action_provider.code_action_kinds) == {"quickfix", "source.fixAll.ptlint",
+                                                                 "notebook.source.fixAll.ptlint"}
+    assert caps.notebook_document_sync is not None  # the client said it syncs notebooks
+    assert caps.text_document_sync.change == lsp.TextDocumentSyncKind.Incremental
 
 
 async def test_open_publishes_diagnostics(client: LanguageClient, ws: Path):
