@@ -124,8 +124,11 @@ def count_lines(files: list[Path]) -> int:
     return total
 
 
+SELECT = ["ALL"]  # `--select`: the rules whose findings and fixes are checked
+
+
 def ptlint(root: Path, *args: str, jobs: int) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "ptlint", "check", ".", "--select", "ALL", "--no-cache", "--jobs", str(jobs), *args]
+    cmd = [sys.executable, "-m", "ptlint", "check", ".", "--select", SELECT[0], "--no-cache", "--jobs", str(jobs), *args]
     return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=3600)
 
 
@@ -277,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirrors", type=Path, help="a folder of git mirrors named OWNER+NAME/repo")
     parser.add_argument("--jobs", type=int, default=2, help="ptlint --jobs (default 2)")
     parser.add_argument("--keep", type=Path, help="keep the fixed copies in this folder")
+    parser.add_argument("--select", default="ALL", help="the rules to check and fix (default ALL), e.g. PTL042,PTL043")
     args = parser.parse_args(argv)
+    SELECT[0] = args.select
     manifest = read_manifest(args.manifest)
     outcomes = []
     for repo in args.repos:
