@@ -76,8 +76,10 @@ class PerStepHostSync(Rule):
     Unsafe. Two fixes exist:
     - An accumulator `total += loss.item()` that starts from a number literal before the loop
       becomes `total += loss.detach()`, and its reads outside the loop or under a step guard become
-      `float(total)` (or `int(total)` for an integer start). The sum is then taken on the device in
-      the tensor's precision instead of in Python floats, so logged values can differ in the last digits.
+      `float(total)`, or `int(total)` for a count (an integer start and an integral value such as
+      `(pred == y).sum()`); an integer start whose value's dtype is not known gets no fix, since
+      `int()` would truncate a float sum. The sum is then taken on the device in the tensor's
+      precision instead of in Python floats, so logged values can differ in the last digits.
     - A per-step `print(...)` or logger call in an `enumerate` loop is wrapped in
       `if i % log-every == 0:` (option `log-every`, default 50), so it logs fewer lines.
     Other reads are reported without a fix. In an evaluation loop the remedy is the same: add the
@@ -245,7 +247,9 @@ class PerStepHostSync(Rule):
         start = [b for b in facts.bindings_of(total) if b.kind == "assign" and not facts.contains(loop, b.stmt)]
         if len(start) != 1 or not isinstance(start[0].value, (cst.Integer, cst.Float)):
             return None
-        convert = "int" if isinstance(start[0].value, cst.Integer) else "float"
+        convert = self._conversion(func.value, start[0].value)
+        if convert is None:
+            return None
         edits: list = [Replace(call, cst.Call(func=cst.Attribute(value=func.value, attr=cst.Name("detach"))))]
         tree = self.ctx.model.tree
         for use in facts.uses.get(total, ()):
@@ -257,6 +261,19 @@ class PerStepHostSync(Rule):
                 return None  # read on every step: the sync would only move
             edits.append(Replace(node, cst.Call(func=cst.Name(convert), args=[cst.Arg(cst.Name(total))])))
         return Fix("Accumulate on the device", FixSafety.UNSAFE, tuple(edits))
+
+    def _conversion(self, value: cst.BaseExpression, start: cst.BaseExpression) -> str | None:
+        """How reads of the total get their number back: `int` for a count (an integer start and an integral
+        value such as `(pred == y).sum()`), `float` for a float start or a floating value such as a loss;
+        None for an integer start whose value is not known (`int()` would truncate a float sum)."""
+        model = self.ctx.model
+        dtype = model.dtype(value)
+        if dtype is not None:
+            return "float" if dtype.floating or isinstance(start, cst.Float) else "int"
+        producer = model.value(value) if isinstance(value, cst.Name) else value
+        if isinstance(producer, cst.Call) and model.torch.is_loss_function(producer.func):
+            return "float"
+        return "float" if isinstance(start, cst.Float) else None
 
     def _guard_fix(self, loop: cst.For | cst.While, line: cst.CSTNode | None) -> Fix | None:
         """Wrap a per-step log statement in `if i % log_every == 0:`."""

@@ -32,9 +32,13 @@ LIKE_FACTORIES = {"zeros_like", "ones_like", "empty_like", "rand_like", "randn_l
 KEEPING = {
     "clone", "detach", "contiguous", "t", "view", "reshape", "transpose", "permute", "squeeze", "unsqueeze", "flatten",
     "expand", "expand_as", "repeat", "flip", "roll", "exp", "log", "sin", "cos", "sigmoid", "tanh", "relu", "abs", "neg",
-    "sqrt", "rsqrt", "softmax", "log_softmax", "sum", "mean", "cuda", "cpu", "requires_grad_", "narrow", "select",
+    "sqrt", "rsqrt", "softmax", "log_softmax", "mean", "cuda", "cpu", "requires_grad_", "narrow", "select",
     "chunk", "split", "clamp", "clip", "pow", "square", "normalize", "gelu", "silu", "dropout", "tril", "triu",
 }
+# Sums of booleans and integers are int64; of floats, the float dtype.
+SUMMING = {"sum", "cumsum", "prod", "count_nonzero"}
+COMPARING = {"eq", "ne", "gt", "lt", "ge", "le", "logical_not", "logical_and", "logical_or", "isnan", "isinf", "isfinite"}
+INDEXING = {"argmax", "argmin", "nonzero", "argsort"}
 ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide)
 AUTOCAST = {"torch.autocast", "torch.amp.autocast", "torch.cuda.amp.autocast", "torch.cpu.amp.autocast",
             "torch.amp.autocast_mode.autocast"}
@@ -124,7 +128,13 @@ class Dtypes:
             return self.dtype(expr.value)
         if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (*ARITHMETIC, cst.MatrixMultiply)):
             return self._promote(expr.left, expr.right)
+        if isinstance(expr, cst.Comparison):
+            return Dtype("bool", True)
         return None
+
+    def _summed(self, operand: cst.CSTNode) -> Dtype | None:
+        found = self.dtype(operand)
+        return found if found is None or found.floating else Dtype("int64", found.explicit)
 
     def _name(self, name: cst.Name) -> Dtype | None:
         m = self.m
@@ -155,8 +165,13 @@ class Dtypes:
             if name in ("tensor", "as_tensor") and call.args and _float_data(call.args[0].value):
                 default = self.default()
                 return Dtype(default, False) if default else None
+            first = call.args[0].value if call.args and not call.args[0].keyword else None
+            if first is not None and name in SUMMING:
+                return self._summed(first)
+            if first is not None and (name in COMPARING or name in INDEXING):
+                return Dtype("bool" if name in COMPARING else "int64", True)
             if name in LIKE_FACTORIES or name in KEEPING:
-                return self.dtype(call.args[0].value) if call.args and not call.args[0].keyword else None
+                return self.dtype(first) if first is not None else None
             return None
         if q.startswith("torch.nn.functional.") and q.rsplit(".", 1)[-1] in KEEPING:
             return self.dtype(call.args[0].value) if call.args and not call.args[0].keyword else None
@@ -176,6 +191,10 @@ class Dtypes:
             return self.dtype(func.value)
         if method in KEEPING:
             return self.dtype(func.value)
+        if method in SUMMING:
+            return self._summed(func.value)
+        if method in COMPARING or method in INDEXING:
+            return Dtype("bool" if method in COMPARING else "int64", True)
         if method in ("add", "sub", "mul", "div") and len(call.args) == 1:
             return self._promote(func.value, call.args[0].value)
         return None
