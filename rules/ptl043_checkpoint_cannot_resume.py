@@ -100,22 +100,21 @@ class CheckpointCannotResume(Rule):
     def visit_Call(self, node: cst.Call) -> None:
         model = self.ctx.model
         entries = model.checkpoints.entries(node)
-        modules = [(key, _receiver(v)) for key, v in entries if _receiver(v) is not None and model.is_module(_receiver(v))]
-        if not modules or self._saves_optimizer():
+        saved = [_receiver(value) for _, value in entries]
+        names = {_root(m) for m in saved if m is not None and model.is_module(m)}
+        if not names or self._saves_optimizer():
             return
-        names = {_root(m) for _, m in modules}
-        restores = [(load, call) for load in self._loads(node) for call, _ in model.checkpoints.restores(load)
-                    if _root(call.func.value) in names]  # type: ignore[attr-defined]
-        restores = [(load, call) for load, call in restores if self._trains_after(call)]
-        if not restores:
-            return
+        restores = [
+            (load, call) for load in self._loads(node) for call, _ in model.checkpoints.restores(load)
+            if _root(call.func.value) in names and self._trains_after(call)  # type: ignore[attr-defined]
+        ]
         lost = [what for what, found in self._states().items() if found]
-        if not lost:
+        if not restores or not lost:
             return
         if not any(key is not None and EPOCH_KEY.search(key) for key, _ in entries) and not self._numbered(node):
             lost.append("epoch count")
-        listed = ", ".join(f"the {w}" for w in lost[:-1]) + (" and " if len(lost) > 1 else "") + f"the {lost[-1]}"
-        message = f"This script resumes training from this checkpoint, which lacks {listed}; resuming starts {'them' if len(lost) > 1 else 'it'} over"
+        message = (f"This script resumes training from this checkpoint, which lacks {_listing(lost)}; "
+                   f"resuming starts {'them' if len(lost) > 1 else 'it'} over")
         fix = self._fix(node, entries, restores) if len(restores) == 1 else None
         self.report(node, message=message, fix=fix)
 
@@ -315,6 +314,12 @@ class CheckpointCannotResume(Rule):
         new_iter = loop.iter.with_changes(args=[start, args[-1]])  # type: ignore[attr-defined]
         initial = cst.parse_statement(f"start_epoch = {first.value}")
         return "start_epoch", [Replace(loop.iter, new_iter), InsertBefore(holder, (initial,))]
+
+
+def _listing(items: list[str]) -> str:
+    """`the a, the b and the c`."""
+    words = [f"the {item}" for item in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _receiver(value: cst.CSTNode) -> cst.BaseExpression | None:
