@@ -10,13 +10,11 @@ so are calls that span lines, sit in f-strings, or would not fit either way.
 
 from __future__ import annotations
 
-import difflib
 import io
 import tokenize
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
-
+from ptlint.positions import positions_of
 from ptlint.source import split_lines
 
 
@@ -25,11 +23,9 @@ def grown_lines(before: str, after: str, limit: int) -> set[int]:
     that are new with the fix and not a line that `before` already had."""
     old, new = split_lines(before), split_lines(after)
     known = set(old)
-    candidates = []
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal":
-            candidates += [j + 1 for j in range(j1, j2) if len(new[j]) > limit and new[j] not in known]
+    # A line whose text `before` never had is new with the fix (no diff needed: a diff of a long file
+    # of equal lines is quadratic).
+    candidates = [j + 1 for j, line in enumerate(new) if len(line) > limit and line not in known]
     if not candidates:
         return set()
     comments = _comment_columns(after)
@@ -60,8 +56,7 @@ def wrap_long_lines(before: str, after: str, limit: int) -> str:
         module = cst.parse_module(after)
     except cst.ParserSyntaxError:
         return after
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
+    positions = positions_of(module)
     lines = split_lines(after)
     finder = _Outermost(long, positions)
     module.visit(finder)
