@@ -185,7 +185,7 @@ class MissingEvalMode(Rule):
         """A method (`self.model_predictions`), a def or import (`validate_network`), `net, loss = linreg, mse`."""
         if _is_self_attr(func):
             cls = self.model.class_info(func)
-            return cls is not None and func.attr.value in cls.methods  # type: ignore[attr-defined]
+            return cls is not None and func.attr.value in cls.methods
         if not isinstance(func, cst.Name):
             return False
         binding = self.model.names.lookup(func)
@@ -243,7 +243,8 @@ class MissingEvalMode(Rule):
                 binds = model.facts(outer).bindings_of(root.name) if isinstance(outer, cst.FunctionDef) else []
                 if binds:
                     keys = {model.modes.binding_root(b) for b in binds}
-                    return _last_mode(c for c in model.modes.changes(outer) if c.root in keys) not in (None, Mode.TRAIN)
+                    left = _last_mode(c for c in model.modes.changes(outer) if c.root in keys)
+                    return left not in (None, Mode.TRAIN)
             module = model.modes.changes(model.tree.module)
             return _last_mode(c for c in module if c.root.name == root.name) not in (None, Mode.TRAIN)
         cls = model.class_info(node)
@@ -254,13 +255,16 @@ class MissingEvalMode(Rule):
             for name, method in cls.methods.items() if method is not scope
             for c in model.modes.changes(method, follow_calls=False) if c.root in roots
         }
-        return any(m is not Mode.TRAIN and preset for m, preset in modes) and all(m is not Mode.TRAIN for m, _ in modes)
+        trained = any(m is Mode.TRAIN for m, _ in modes)
+        return not trained and any(m is not Mode.TRAIN and preset for m, preset in modes)
 
     # --- exemptions ---
 
     def _untrained(self, binding: Binding | None, scope: cst.CSTNode) -> bool:
         """A model freshly built in this function, never trained, loaded or passed on: a shape smoke test."""
-        if not isinstance(scope, cst.FunctionDef) or binding is None or binding.kind != "assign" or binding.value is None:
+        if not isinstance(scope, cst.FunctionDef) or binding is None or binding.kind != "assign":
+            return False
+        if binding.value is None:
             return False
         base = self.model.torch.unwrap(binding.value)
         if not isinstance(base, cst.Call) or not self.model.is_module_constructor(base):
@@ -270,12 +274,12 @@ class MissingEvalMode(Rule):
         ):
             return False
         calls = self.model.tree.below(scope.body, cst.Call, scopes=False)
-        harmless = {id(call.func) for call in calls}  # type: ignore[attr-defined]
-        harmless.update(id(a.value) for call in calls if _is_print(call) for a in call.args)  # type: ignore[attr-defined, arg-type]
+        harmless = {id(call.func) for call in calls}
+        harmless.update(id(a.value) for call in calls if _is_print(call) for a in call.args)
         facts = self.model.facts(scope)
         uses = facts.uses_after(binding.name, binding.stmt)
         only_called = all(id(u.node) in harmless or facts.parent_attr(u.node) in SELF_RETURNING for u in uses)
-        return only_called and not any(is_backward(call) for call in calls)  # type: ignore[arg-type]
+        return only_called and not any(is_backward(call) for call in calls)
 
     def _mode_free(self, root: Root, call: cst.Call, scope: cst.CSTNode) -> bool:
         """Whether the module is known to be built only from layers without dropout or normalization."""
@@ -293,19 +297,19 @@ class MissingEvalMode(Rule):
         cls = self.model.class_info(call)
         init = cls.methods.get("__init__") if cls is not None and root.attr is not None else None
         if init is not None:
-            return [unwrap(v) for v in self.model.self_assignments(init, root.attr)]  # type: ignore[arg-type]
+            return [unwrap(v) for v in self.model.self_assignments(init, root.attr)]
         free = self.model.names.outer_binding(root.name, scope) if root.free else None
         value = free.bound_value() if free is not None and free.kind == "assign" else None
         return [unwrap(value)] if value is not None else []
 
     def _submodule_of_module(self, root: Root, node: cst.CSTNode) -> bool:
-        """`self.encoder` in a method of an nn.Module that does not train itself: it shares the mode
-        of its parent, which the parent's caller sets (`model.eval()`), as for `forward`."""
+        """`self.encoder` (or `self`) in a method of an nn.Module that does not train itself: it shares the
+        mode of its parent, which the parent's caller sets (`model.eval()`), as for `forward`."""
         cls = self.model.class_info(node)
-        if root.attr is None or cls is None or not cls.is_module:
+        if not root.on_self or cls is None or not cls.is_module:
             return False
-        below = self.model.tree.below
-        return not any(is_backward(c) for m in cls.methods.values() for c in below(m.body, cst.Call, scopes=False))  # type: ignore[arg-type]
+        calls = (c for m in cls.methods.values() for c in self.model.tree.below(m.body, cst.Call, scopes=False))
+        return not any(is_backward(c) for c in calls)
 
     def _mode_set_elsewhere(self, root: Root, node: cst.CSTNode) -> bool:
         """`self.model` in a class with a base defined in another file, which may set the mode."""
@@ -364,12 +368,14 @@ class MissingEvalMode(Rule):
 
     # --- the fix ---
 
-    def _barrier(self, last_train: ModeChange | None, binding: Binding | None, scope: cst.CSTNode) -> cst.CSTNode | None:
+    def _barrier(
+        self, last_train: ModeChange | None, binding: Binding | None, scope: cst.CSTNode
+    ) -> cst.CSTNode | None:
         """The statement of the last `.train()` or local binding of the module: eval must come after it."""
         tree = self.model.tree
         marks = [tree.statement(last_train.node)] if last_train is not None else []
         if binding is not None and binding.kind != "param" and binding.stmt is not scope:
-            marks.append(binding.stmt)  # type: ignore[arg-type]
+            marks.append(binding.stmt)
         return max(marks, key=tree.order) if marks else None
 
     def _fix(self, call: cst.Call, block: cst.CSTNode, spelling: str, barrier: cst.CSTNode | None) -> Fix | None:
@@ -379,7 +385,7 @@ class MissingEvalMode(Rule):
         if isinstance(block, cst.FunctionDef) and barrier is None:
             return self._function_fix(block, spelling)
         path = tree.path(call) if barrier is not None else []
-        anchor = next((s for s in path if _in_block(tree.parent(s)) and not tree.contains(s, barrier)), None)  # type: ignore[arg-type]
+        anchor = next((s for s in path if _in_block(tree.parent(s)) and not tree.contains(s, barrier)), None)
         if anchor is None:
             return None
         return _fix(spelling, (InsertBefore(anchor, (_stmt(f"{spelling}.eval()"),)),))
@@ -417,7 +423,8 @@ class MissingEvalMode(Rule):
         if len(exits) != 1 or exits[0] is not final or not isinstance(final, cst.Return):
             return None
         value = final.value
-        if value is not None and any(dotted_name(n) == spelling for n in (value, *self.model.tree.below(value, (cst.Name, cst.Attribute)))):
+        names = (value, *self.model.tree.below(value, (cst.Name, cst.Attribute))) if value is not None else ()
+        if any(dotted_name(n) == spelling for n in names):
             return None
         return InsertBefore
 

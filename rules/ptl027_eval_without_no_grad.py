@@ -21,8 +21,8 @@ class EvalWithoutNoGrad(Rule):
 
     ## What it does
     Flags evaluation code that calls a model while gradients are on: a function named like
-    `validate`, `evaluate`, `predict`, `test` or `inference`, or one that calls `model.eval()`, and
-    module-level loops that run after `model.eval()`, when no `torch.no_grad()` or
+    `validate`, `evaluate`, `predict`, `test` or `inference`, or one that calls `model.eval()` (or
+    `model.train(False)`), and module-level loops that run after it, when no `torch.no_grad()` or
     `torch.inference_mode()` covers the model call.
 
     A function recognised by its name alone is reported only when it calls the model once per
@@ -31,9 +31,10 @@ class EvalWithoutNoGrad(Rule):
     It stays silent when the code needs gradients (`backward()`, `torch.autograd.grad`,
     `requires_grad_()`, `requires_grad=True`, hooks: saliency maps, adversarial examples), in
     LightningModule methods (Lightning disables gradients in its loops), in `forward` methods
-    (the module's caller chooses the grad mode), in pytest tests, when the function enters
-    `torch.no_grad()` on an `ExitStack`, and when it is decorated with `@torch.no_grad()`,
-    `@torch.inference_mode()` or a project wrapper whose name says so (`@smart_inference_mode()`).
+    (the module's caller chooses the grad mode), in pytest tests, after `torch.no_grad()` is entered
+    on an `ExitStack`, when the function is decorated with `@torch.no_grad()`,
+    `@torch.inference_mode()` or a project wrapper whose name says so (`@smart_inference_mode()`), and
+    when every call of the function in its file runs with gradients off.
 
     ## Why is this bad?
     Every forward pass with gradients on records the graph and keeps each layer's activations
@@ -101,7 +102,8 @@ class EvalWithoutNoGrad(Rule):
         if is_test_path(self.ctx.path) or not any(type(stmt) in (cst.For, cst.While) for stmt in node.body):
             return  # only a module-level loop can be reported here
         model = self.ctx.model
-        switches = [(model.tree.order(call), mode) for call, _, mode in model.modes.mode_calls(node) if mode is not Mode.PARTIAL]
+        calls = model.modes.mode_calls(node)
+        switches = [(model.tree.order(call), mode) for call, _, mode in calls if mode is not Mode.PARTIAL]
         for stmt in node.body:
             before = [mode for order, mode in switches if order <= model.tree.end(stmt)]
             evaluating = bool(before) and before[-1] is Mode.EVAL
@@ -135,6 +137,16 @@ class EvalWithoutNoGrad(Rule):
         """The first call of a model in `body` that runs with gradients on."""
         model = self.ctx.model
         for call in model.tree.below(body, cst.Call, scopes=False):
-            if model.is_module(call.func) and not model.grad_disabled(call):  # type: ignore[attr-defined]
-                return call  # type: ignore[return-value]
+            if self._runs_model(call) and not model.grad_disabled(call):
+                return call
         return None
+
+    def _runs_model(self, call: cst.Call) -> bool:
+        """A call of a module, other than of a submodule in a method of its parent module (whose caller
+        chooses the grad mode, as for `forward`)."""
+        model, func = self.ctx.model, call.func
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == "self":
+            info = model.class_info(call)
+            if info is not None and info.is_module:
+                return False
+        return model.is_module(func)

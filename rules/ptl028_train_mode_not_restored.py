@@ -73,7 +73,8 @@ class TrainModeNotRestored(Rule):
             fix = None
             if isinstance(node.body, cst.IndentedBlock):
                 stmt = cst.parse_statement(f"{receiver.name}.train()")
-                fix = Fix("Switch back to train mode each epoch", FixSafety.SAFE, (InsertBefore(node.body.body[0], (stmt,)),))
+                edit = InsertBefore(node.body.body[0], (stmt,))
+                fix = Fix("Switch back to train mode each epoch", FixSafety.SAFE, (edit,))
             message = f"`{receiver.name}` is put in eval mode in the epoch loop and never back in train mode"
             self.report(node, message, fix)
             return
@@ -88,11 +89,11 @@ class TrainModeNotRestored(Rule):
         evaluated: list[Root] = []
         trained: set[Root] = set()
         for call in tree.below(loop.body, cst.Call, scopes=False):
-            hit = modes.mode_call(call)  # type: ignore[arg-type]
+            hit = modes.mode_call(call)
             root = modes.root(hit[0]) if hit is not None else None
             changes = [(root, hit[1])] if hit is not None and root is not None else []
-            if isinstance(call.func, cst.Name):  # type: ignore[attr-defined]
-                changes += modes.passed_changes(call)  # type: ignore[arg-type]
+            if isinstance(call.func, cst.Name):
+                changes += modes.passed_changes(call)
             last: dict[Root, Mode] = {}
             for root, mode in changes:
                 last[root] = mode
@@ -105,14 +106,18 @@ class TrainModeNotRestored(Rule):
     def _used_in_training(self, loop: cst.CSTNode, receiver: Root) -> bool:
         """The module takes part in a training loop inside the epoch loop, or in a local helper that trains."""
         model = self.ctx.model
-        tree = model.tree
+        tree, root = model.tree, model.modes.root
         for inner in tree.below(loop, LOOPS, scopes=False):
-            if model.loop_kind(inner) & LoopKind.TRAIN:  # type: ignore[arg-type]
-                if any(model.modes.root(n) == receiver for n in tree.below(inner, (cst.Name, cst.Attribute), scopes=False)):
-                    return True
+            names = tree.below(inner, (cst.Name, cst.Attribute), scopes=False)
+            if model.loop_kind(inner) & LoopKind.TRAIN and any(root(n) == receiver for n in names):
+                return True
         for call in tree.below(loop, cst.Call, scopes=False):
-            func = model.program.callee(call) if isinstance(call.func, cst.Name) else None  # type: ignore[attr-defined]
-            if func is not None and any(model.modes.root(a.value) == receiver for a in call.args):  # type: ignore[attr-defined]
-                if any(model.loop_kind(inner) & LoopKind.TRAIN for inner in tree.below(func.body, LOOPS, scopes=False)):  # type: ignore[arg-type]
-                    return True
+            helper = model.program.callee(call) if isinstance(call.func, cst.Name) else None
+            if helper is not None and any(root(a.value) == receiver for a in call.args) and self._trains(helper):
+                return True
         return False
+
+    def _trains(self, func: cst.FunctionDef) -> bool:
+        """Whether `func` runs a training loop."""
+        model = self.ctx.model
+        return any(model.loop_kind(loop) & LoopKind.TRAIN for loop in model.tree.below(func.body, LOOPS, scopes=False))

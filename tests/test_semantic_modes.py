@@ -141,3 +141,20 @@ def test_ptl001_asks_the_class_around_the_call_not_the_walk():
     assert m.class_info(in_closure) is m.class_info(in_method) is not None
     assert m.modes.root(in_closure.func) == m.modes.root(in_method.func) == Root("self.backbone")
     assert lint_text(CLOSURE, "net.py", [by_code_or_name("PTL001")]).findings == []
+
+
+def test_module_evidence_from_eval_and_no_module_from_action_names():
+    text = (
+        "from model import EncoderCNN\n"
+        "encoder = EncoderCNN(256).eval()\n"
+        "encoder = encoder.to(device)\n"
+        "feature = encoder(image)\n"
+        "class Runner(Base):\n"
+        "    def run(self):\n"
+        "        self.print_network(self.net_d)\n"
+        "        self.model_to_device(self.net_d)\n"
+    )
+    m = model_of(text)
+    (encoder_call,) = calls(m, "encoder")
+    assert m.is_module(encoder_call.func)
+    assert not any(m.is_module(c.func) for c in calls(m, "self.print_network") + calls(m, "self.model_to_device"))

@@ -30,7 +30,12 @@ DATA_WORD_SET = {
     "path", "file", "filename", "dir", "name", "names", "cfg", "config", "args", "kwargs", "hparams", "out",
     "outs", "output", "outputs", "pred", "preds", "logits", "feats", "features", "emb", "embeds", "embeddings",
     "loss", "losses", "data", "info", "meta", "type", "id", "url", "tensor", "tensors", "scores", "grads",
-    "stats", "results", "cache", "cp", "class", "cls",
+    "stats", "results", "cache", "cp", "class", "cls", "device",
+}
+# First words of function and method names that act on a model (`build_model`, `print_network`).
+ACTION_WORDS = {
+    "print", "load", "save", "get", "build", "create", "init", "make", "set", "define", "prepare", "wrap",
+    "unwrap", "compute", "update", "setup", "show", "log", "reset", "freeze", "export", "convert",
 }
 # Calls on a module that return the module itself.
 SELF_RETURNING = {"to", "cuda", "cpu", "eval", "train", "half", "float", "double", "bfloat16", "requires_grad_", "to_empty"}
@@ -75,7 +80,8 @@ def is_module_constructor(owner: Any, call: cst.CSTNode) -> bool:
             return True
     # model.to(device), Net().cuda(), model.eval()
     if isinstance(call.func, cst.Attribute) and call.func.attr.value in SELF_RETURNING:
-        return is_module_expr(ctx, call.func.value)
+        # `Encoder(...).eval()`: only a module has an eval mode, whatever builds it.
+        return (call.func.attr.value == "eval" and not call.args) or is_module_expr(ctx, call.func.value)
     return isinstance(call.func, cst.Attribute) and call.func.attr.value == "unwrap_model"  # accelerate, transformers
 
 
@@ -166,7 +172,10 @@ def conventional_model_name(name: str) -> bool:
     tail = name.rsplit("_", 1)[-1] if "_" in name else ""
     if tail and DATA_WORDS.match(tail) and not MODEL_NAME_RE.match(tail):
         return False
-    return not {w.lower() for w in re.findall(r"[a-z]+|[A-Z][a-z]*", name)} & DATA_WORD_SET
+    words = [w.lower() for w in re.findall(r"[a-z]+|[A-Z][a-z]*", name)]
+    if len(words) > 1 and words[0] in ACTION_WORDS:
+        return False  # `print_network`, `load_model`: a function or method that acts on a model
+    return not set(words) & DATA_WORD_SET
 
 
 def annotation_is_module(owner: Any, func: cst.CSTNode, name: str) -> bool | None:

@@ -119,9 +119,8 @@ class Modes:
         if q.endswith("from_pretrained"):
             return Mode.EVAL
         factory = self.m.program.callee(value)
-        if q in UNKNOWN_FACTORIES or (factory is not None and any(m is Mode.EVAL for _, _, m in self.mode_calls(factory))):
-            return Mode.UNKNOWN
-        return None
+        sets_eval = factory is not None and any(mode is Mode.EVAL for _, _, mode in self.mode_calls(factory))
+        return Mode.UNKNOWN if q in UNKNOWN_FACTORIES or sets_eval else None
 
     # --- the object behind an expression ---
 
