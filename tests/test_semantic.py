@@ -164,14 +164,14 @@ def test_recursion_in_one_rule_is_its_internal_error_only():
 
 
 def test_recursion_in_a_rule_exits_2_and_keeps_the_other_findings(tmp_path, monkeypatch):
-    from ptlint import registry
+    from ptlint.config import Settings
     from tests.conftest import run_cli
 
     path = tmp_path / "t.py"
     path.write_text("import torch\nx = 1\n")
-    real = registry.all_rules
+    real = Settings.enabled_rules
 
-    monkeypatch.setattr(registry, "all_rules", lambda *a, **k: [*real(*a, **k), Recurses, Reports])
+    monkeypatch.setattr(Settings, "enabled_rules", lambda self, *a, **k: [*real(self, *a, **k), Recurses, Reports])
     result = run_cli(["check", "--no-cache", "--select", "ALL", "--jobs", "1", "--output-format", "concise", str(path)], cwd=tmp_path)
     assert result.exit_code == 2
     assert "PTL992" in result.output
