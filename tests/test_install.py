@@ -25,6 +25,10 @@ def installed(tmp_path_factory) -> Path:
         else:
             tree.mkdir(exist_ok=True)
             shutil.copy(source, tree / name)
+    for scenario in ROOT.glob("fixtures/*/verify/*.py"):  # package data: ptlint.verify.bundled
+        target = tree / scenario.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(scenario, target)
     env_dir = base / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
@@ -61,3 +65,18 @@ def test_installed_package_is_not_the_checkout(installed, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "site-packages" in proc.stdout and str(ROOT) not in proc.stdout
+
+
+def test_installed_ptlint_ships_the_verify_scenarios(installed, tmp_path):
+    """`ptlint verify` outside a checkout finds a scenario for every fixable rule (installed as package data)."""
+    script = (
+        "from ptlint.verify.scenario import FIXTURES, builtin\n"
+        "scenarios, missing = builtin()\n"
+        "print(FIXTURES)\n"
+        "print(len(scenarios), missing)\n"
+    )
+    proc = subprocess.run([str(installed / "bin" / "python"), "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    where, counts = proc.stdout.splitlines()
+    assert where.endswith("site-packages/ptlint/verify/bundled")
+    assert counts == f"{len(list(ROOT.glob('fixtures/*/verify/*.py')))} []"

@@ -47,6 +47,9 @@ def hook_repo(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
         shutil.copy(ROOT / name, repo / name)
+    for scenario in ROOT.glob("fixtures/*/verify/*.py"):  # package data: ptlint.verify.bundled
+        (repo / scenario.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(scenario, repo / scenario.relative_to(ROOT))
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "hooks")
