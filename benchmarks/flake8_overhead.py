@@ -25,15 +25,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-# Runs flake8 in this interpreter with the ptlint plugin hidden from its plugin finder.
-WITHOUT_PTLINT = """
+# Runs flake8 in this interpreter, with the ptlint plugin hidden from its plugin finder or not: both
+# variants start the same way, so the difference is the plugin's.
+FLAKE8 = """
 import sys
 import flake8.plugins.finder as finder
-found = finder._find_importlib_plugins
-finder._find_importlib_plugins = lambda: (p for p in found() if p.package != "ptlint")
+if {hide}:
+    found = finder._find_importlib_plugins
+    finder._find_importlib_plugins = lambda: (p for p in found() if p.package != "ptlint")
 from flake8.main.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+WITHOUT_PTLINT, WITH_PTLINT = FLAKE8.format(hide=True), FLAKE8.format(hide=False)
 
 
 def _files(folder: Path, quick: bool) -> dict[str, list[Path]]:
@@ -75,8 +78,8 @@ def main() -> int:
         for label, files in _files(folder, args.quick).items():
             names = [p.name for p in files]
             without = _time([sys.executable, "-c", WITHOUT_PTLINT, "--select", "E501", *names], folder, runs)
-            unselected = _time([sys.executable, "-m", "flake8", "--select", "E501", *names], folder, runs)
-            selected = _time([sys.executable, "-m", "flake8", "--select", "PTL", *names], folder, 1)
+            unselected = _time([sys.executable, "-c", WITH_PTLINT, "--select", "E501", *names], folder, runs)
+            selected = _time([sys.executable, "-c", WITH_PTLINT, "--select", "PTL", *names], folder, 1)
             overhead = unselected - without
             worst = max(worst, overhead)
             rows.append((label, without, unselected, overhead, selected))
