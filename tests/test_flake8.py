@@ -72,3 +72,14 @@ def test_flake8_without_ptl_selected_does_not_run_ptlint(tmp_path):
     selected = subprocess.run([sys.executable, "-c", script, "--select", "E501,PTL006"], cwd=tmp_path, capture_output=True, text=True)
     assert selected.stdout.splitlines()[-1] == "1 ['libcst', 'ptlint.api', 'ptlint.registry']", selected.stderr
     assert [line.split(" ")[1] for line in selected.stdout.splitlines()[:-1]] == ["PTL006", "E501"]
+
+
+def test_overhead_benchmark_runs_in_quick_mode():
+    """benchmarks/flake8_overhead.py runs (its timings are printed, never asserted)."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "flake8_overhead.py"), "--quick"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| without ptlint, `--select E501` | with ptlint, `--select E501` | overhead |" in proc.stdout
