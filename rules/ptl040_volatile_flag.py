@@ -70,6 +70,7 @@ class VolatileFlag(Rule):
     message = "`volatile=True` is ignored since torch 0.4: gradients are tracked here; use `torch.no_grad()`"
     fix_safety = FixSafety.UNSAFE
     severity = "warning"
+    fix_first = True  # its `torch.no_grad()` decides whether other fixes (`.detach()`) are needed
     triggers = ("volatile", "Variable(")
     contract = "E2"
 
