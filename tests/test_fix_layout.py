@@ -185,3 +185,7 @@ def test_ptl005_keeps_an_explicit_device_index(index):
 def test_ptl005_still_uses_the_device_variable_without_an_index():
     source = 'import torch\n\ndevice = torch.device("cpu")\nx = torch.zeros(2).to("cuda")\n'
     assert "x = torch.zeros(2).to(device)" in fixed(source, "PTL005")
+
+
+def test_rules_that_add_no_grad_fix_first():
+    assert [r for r in ("PTL027", "PTL040") if not by_code_or_name(r).fix_first] == []
