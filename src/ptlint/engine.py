@@ -14,7 +14,7 @@ from libcst.metadata import CodeRange
 from ptlint import unused_noqa
 from ptlint.context import Context
 from ptlint.finding import SYNTAX_CODE, syntax_at
-from ptlint.facts.walk import children, memoized
+from ptlint.facts.walk import memoized
 from ptlint.noqa import Suppressions, parse_suppressions
 from ptlint.positions import positions_of
 from ptlint.rule import Finding, Position, RawFinding, Rule

@@ -3,7 +3,6 @@ import resolution that respects shadowing."""
 
 from __future__ import annotations
 
-from typing import Iterable
 
 import libcst as cst
 
@@ -200,11 +199,3 @@ class Names:
     def local_names_for(self, qualified: str) -> list[str]:
         return self.imports.local_names_for(qualified) or self.all_imports.local_names_for(qualified)
 
-
-def import_statements(module: cst.Module, tree: Tree | None = None) -> Iterable[cst.Import | cst.ImportFrom]:
-    """Every import statement of the module, nested ones included, in source order."""
-    from ptlint.facts.walk import iter_nodes
-
-    for node in iter_nodes(module, enter_scopes=True):
-        if isinstance(node, (cst.Import, cst.ImportFrom)):
-            yield node
